@@ -1,0 +1,97 @@
+# mpyml top-level Makefile: set-up (pinned), native modules, demo, tests, benchmarks.
+#   make demo   - train/convert/pack a small model and run it on the MicroPython unix port
+#   make test   - the whole test suite (what CI runs)
+# Everything is installed by these rules into .venv/ and build/; re-running is a no-op when nothing changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD := build
+MICROPYTHON := $(VENV)/bin/micropython
+
+# Debian packages: the ARM cross compiler (pinned to Debian 12's release) and QEMU/socat for the harnesses.
+APT_PACKAGES := gcc-arm-none-eabi=15:12.2.rel1-1 libnewlib-arm-none-eabi=3.3.0-1.3+deb12u1 qemu-system-arm socat
+# The natmod build kit: MicroPython v1.23 tree vendored in the mpy-cross-v6-3 sdist (never committed here).
+KIT_VERSION := 1.1.1
+KIT_DIR := $(BUILD)/kit/mpy_cross_v6_3-$(KIT_VERSION)
+MPY_DIR := $(abspath $(KIT_DIR)/micropython)
+
+NATMOD_ARCHS := x64 armv6m armv7m armv7emsp armv7emdp
+ifneq ($(shell command -v xtensa-esp32-elf-gcc 2>/dev/null),)
+NATMOD_ARCHS += xtensawin
+endif
+
+ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c)
+ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h)
+
+.PHONY: all setup demo test test-fast natmods hostlib bench lint fuzz clean distclean
+
+all: natmods
+
+# ---------------------------------------------------------------- set-up
+setup: $(VENV)/.installed $(BUILD)/.apt $(KIT_DIR)/.ok
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(BUILD)/.apt:
+	@mkdir -p $(BUILD)
+	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
+	    && command -v socat >/dev/null && test -f /usr/lib/arm-none-eabi/newlib/libc.a; then \
+	  echo "apt: packages already present"; \
+	else \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
+	fi
+	touch $@
+
+$(KIT_DIR)/.ok: | $(VENV)/.installed
+	@mkdir -p $(BUILD)/kit
+	$(PY) -m pip download -q --disable-pip-version-check --no-binary :all: --no-deps \
+	    -d $(BUILD)/kit mpy-cross-v6-3==$(KIT_VERSION)
+	tar -xzf $(BUILD)/kit/mpy_cross_v6_3-$(KIT_VERSION).tar.gz -C $(BUILD)/kit
+	test -f $(MPY_DIR)/py/dynruntime.mk
+	touch $@
+
+# ---------------------------------------------------------------- native modules
+natmods: $(foreach a,$(NATMOD_ARCHS),$(BUILD)/natmod/$(a)/mpyml_engine.mpy)
+	@$(PY) tools/natmod_sizes.py $(BUILD)/natmod
+ifeq ($(findstring xtensawin,$(NATMOD_ARCHS)),)
+	@echo "xtensawin (ESP32): not built, xtensa-esp32-elf-gcc is not on PATH (see README, ESP32)"
+endif
+
+$(BUILD)/natmod/%/mpyml_engine.mpy: $(ENGINE_SRC) $(ENGINE_HDR) native_modules/natmod/*.c native_modules/natmod/Makefile \
+    | $(KIT_DIR)/.ok $(BUILD)/.apt $(VENV)/.installed
+	@mkdir -p $(@D)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(MAKE) -s -C native_modules/natmod ARCH=$* MPY_DIR=$(MPY_DIR) \
+	    BUILD=$(abspath $(@D))/obj OUT=$(abspath $@) install
+
+# host shared library + sanitizer fuzz driver (fast C-level tests)
+hostlib: $(BUILD)/host/libmpyml.so
+
+$(BUILD)/host/libmpyml.so: $(ENGINE_SRC) $(ENGINE_HDR)
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $(ENGINE_SRC)
+
+# ---------------------------------------------------------------- user commands
+demo: setup natmods
+	$(VENV)/bin/python models/digits/demo.py
+
+test: setup natmods hostlib
+	$(VENV)/bin/ruff check host tests tools models
+	$(VENV)/bin/python -m pytest -n 2 -q tests
+
+bench: setup natmods
+	$(VENV)/bin/mpyml bench
+
+lint: setup
+	$(VENV)/bin/ruff check host tests tools models
+
+clean:
+	rm -rf $(BUILD)/natmod $(BUILD)/host $(BUILD)/test
+
+distclean:
+	rm -rf $(BUILD) $(VENV)

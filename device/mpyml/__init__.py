@@ -1,0 +1,224 @@
+# mpyml device package: load a packed model (.mpk), run it, quantize/dequantize its tensors.
+#
+# Plain MicroPython: runs unchanged on boards and on the unix port. The engine is the native
+# module `mpyml_engine` (C, per architecture). The model buffer is used in place (zero copy);
+# the arena is allocated once at load; invoke() allocates nothing on the heap.
+import struct
+import sys
+
+__version__ = "0.1.0"
+
+_HDR = "<IHHIIIHHHHIIIIIIIII"
+_TENSOR = "<BBBB4HIIifI"
+_MAGIC = 0x4D59504D
+_OP_NAMES = ("?", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
+             "MAX_POOL_2D", "ADD", "RESHAPE", "SOFTMAX")
+_STATUS = ("ok", "file truncated", "not an mpyml model (bad magic)", "unsupported format version",
+           "file size field does not match the buffer", "CRC mismatch (file corrupted)",
+           "invalid header field", "model buffer not 4-byte aligned", "invalid tensor record",
+           "unsupported op code", "invalid op record", "invalid input/output table", "arena too small",
+           "model not prepared")
+_ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+          "xtensa", "xtensawin", "rv32imc", "rv64imc")
+
+
+def board_arch():
+    """(native arch name, 'mpy major.minor') of this MicroPython, e.g. ('xtensawin', '6.3')."""
+    v = getattr(sys.implementation, "_mpy", 0)
+    a = v >> 10
+    return (_ARCHS[a] if a < len(_ARCHS) else "arch%d" % a), "%d.%d" % (v & 0xFF, (v >> 8) & 3)
+
+
+def _engine(name=None):
+    if name in (None, "c", "native"):
+        try:
+            import mpyml_engine
+            return mpyml_engine
+        except ImportError as e:
+            if name is not None:
+                raise _no_engine(e)
+    if name in (None, "viper"):
+        try:
+            from mpyml import viper_engine
+            return viper_engine
+        except ImportError as e:
+            raise _no_engine(e)
+    raise ValueError("unknown engine %r (use 'c' or 'viper')" % (name,))
+
+
+def _no_engine(e):
+    arch, abi = board_arch()
+    return ImportError(
+        "mpyml: no engine for this board: the native module mpyml_engine.mpy for arch %s, "
+        ".mpy ABI %s is not installed (%s). Install it with `mpyml deploy`, which picks the build "
+        "for this arch." % (arch, abi, e))
+
+
+def _load_buffer(src):
+    if isinstance(src, str):
+        f = open(src, "rb")
+        try:
+            try:
+                return memoryview(f)  # memory-mapped file (ROMFS): zero copy
+            except TypeError:
+                return f.read()
+        finally:
+            f.close()
+    return src
+
+
+def _error(res):
+    st, idx, detail, line = res
+    msg = _STATUS[st] if 0 <= st < len(_STATUS) else "error %d" % st
+    if st == 9:  # unsupported op code
+        msg = "op #%d has op code %d, which this engine does not run (it runs %s); " \
+              "update mpyml_engine.mpy or repack the model" % (idx, detail, ", ".join(_OP_NAMES[1:]))
+    elif st == 10:
+        msg = "op #%d: invalid op record (check %d failed)" % (idx, detail)
+    elif st == 8:
+        msg = "tensor #%d: invalid tensor record" % idx
+    elif st == 11:
+        msg = "invalid input/output table (entry %d = tensor %d)" % (idx, detail)
+    elif st == 7:
+        msg += "; pass bytes/bytearray (not an odd memoryview slice)"
+    return ValueError("mpyml: invalid model: %s [engine check line %d]" % (msg, line))
+
+
+class Tensor:
+    """A model input or output: shape, quantization and a zero-copy view of its arena bytes."""
+
+    def __init__(self, index, shape, scale, zero_point, buffer):
+        self.index = index
+        self.shape = shape
+        self.dtype = "int8"
+        self.scale = scale
+        self.zero_point = zero_point
+        self.buffer = buffer          # memoryview into the arena (raw two's-complement int8 bytes)
+        self.size = len(buffer)
+
+    def quantize(self, values):
+        """Write float values (any iterable) into the tensor as int8."""
+        buf, s, zp = self.buffer, self.scale, self.zero_point
+        i = 0
+        for v in values:
+            q = int(round(v / s)) + zp
+            q = -128 if q < -128 else (127 if q > 127 else q)
+            buf[i] = q & 0xFF
+            i += 1
+        if i != self.size:
+            raise ValueError("expected %d values, got %d" % (self.size, i))
+
+    def raw(self):
+        """The tensor's values as a list of ints (-128..127)."""
+        return [b - 256 if b > 127 else b for b in self.buffer]
+
+    def dequantize(self):
+        """The tensor's values as a list of floats."""
+        s, zp = self.scale, self.zero_point
+        return [((b - 256 if b > 127 else b) - zp) * s for b in self.buffer]
+
+    def __repr__(self):
+        return "<Tensor int8%s scale=%g zero_point=%d>" % (self.shape, self.scale, self.zero_point)
+
+
+class Model:
+    """A loaded model. Use mpyml.load() to create one."""
+
+    def __init__(self, buf, engine=None, arena=None):
+        eng = _engine(engine)
+        if len(buf) < 64 or struct.unpack_from("<I", buf, 0)[0] != _MAGIC:
+            raise ValueError("mpyml: not an mpyml model (bad magic); pack .tflite files with `mpyml pack`")
+        ctx = bytearray(eng.ctx_size())
+        res = eng.prepare(buf, ctx)
+        if res is not None:
+            raise _error(res)
+        h = struct.unpack_from(_HDR, buf, 0)
+        (self.file_size, self.arena_size, n_tensors, self.n_ops, n_in, n_out,
+         tensors_off, io_off, self.macs) = h[3], h[5], h[6], h[7], h[8], h[9], h[10], h[13], h[16]
+        if arena is None:
+            try:
+                arena = bytearray(self.arena_size)
+            except MemoryError:
+                import gc
+                gc.collect()
+                raise MemoryError(
+                    "mpyml: model needs %d bytes of arena, only %d bytes of heap free; free RAM, "
+                    "use a smaller model or pass arena= (e.g. from PSRAM)" % (self.arena_size, gc.mem_free()))
+        elif len(arena) < self.arena_size:
+            raise ValueError("mpyml: arena has %d bytes, model needs %d" % (len(arena), self.arena_size))
+        self.engine = eng.__name__ if hasattr(eng, "__name__") else "engine"
+        self._eng_invoke = eng.invoke
+        self._buf = buf
+        self._arena = arena
+        self._ctx = ctx
+        mv = memoryview(arena)
+        idx = struct.unpack_from("<%dH" % (n_in + n_out), buf, io_off)
+
+        def tensor(i):
+            t = struct.unpack_from(_TENSOR, buf, tensors_off + 32 * i)
+            shape = tuple(t[4:4 + t[1]])
+            return Tensor(i, shape, t[11], t[10], mv[t[8]:t[8] + t[9]])
+
+        self.inputs = tuple(tensor(i) for i in idx[:n_in])
+        self.outputs = tuple(tensor(i) for i in idx[n_in:])
+        self.input = self.inputs[0]
+        self.output = self.outputs[0]
+        self.n_tensors = n_tensors
+
+    def invoke(self):
+        """Run one inference on the current input buffer(s). Allocates nothing."""
+        self._eng_invoke(self._buf, self._arena, self._ctx)
+
+    def predict(self, x):
+        """Run on x and return the output.
+
+        bytes/bytearray/memoryview x: raw int8 bytes in, raw int8 bytes out.
+        Anything else (list/tuple/array of numbers): quantized in, dequantized floats out.
+        For a model with several inputs pass a list with one item per input.
+        """
+        xs = x if (len(self.inputs) > 1 and isinstance(x, (list, tuple))) else (x,)
+        if len(xs) != len(self.inputs):
+            raise ValueError("model has %d inputs, got %d" % (len(self.inputs), len(xs)))
+        raw = False
+        for t, v in zip(self.inputs, xs):
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                if len(v) != t.size:
+                    raise ValueError("input needs %d bytes, got %d" % (t.size, len(v)))
+                t.buffer[:] = v
+                raw = True
+            else:
+                t.quantize(v)
+        self.invoke()
+        if raw:
+            res = [bytes(t.buffer) for t in self.outputs]
+        else:
+            res = [t.dequantize() for t in self.outputs]
+        return res[0] if len(res) == 1 else res
+
+    def info(self):
+        def td(t):
+            return {"shape": t.shape, "dtype": "int8", "scale": t.scale, "zero_point": t.zero_point}
+        return {
+            "engine": self.engine,
+            "ops": self.n_ops,
+            "tensors": self.n_tensors,
+            "macs": self.macs,
+            "arena_bytes": self.arena_size,
+            "model_bytes": self.file_size,
+            "inputs": [td(t) for t in self.inputs],
+            "outputs": [td(t) for t in self.outputs],
+        }
+
+    def __repr__(self):
+        i, o = self.input, self.output
+        return "<mpyml.Model %d ops, %d MACs, arena %d B, model %d B, in int8%s s=%g zp=%d -> out int8%s>" % (
+            self.n_ops, self.macs, self.arena_size, self.file_size, i.shape, i.scale, i.zero_point, o.shape)
+
+
+def load(src, engine=None, arena=None):
+    """Load a packed model from a path, bytes, bytearray or memoryview (used in place, never copied).
+
+    engine: None (native module, else the pure-MicroPython fallback if installed), 'c' or 'viper'.
+    arena: optional caller-owned bytearray of at least the model's arena_size bytes.
+    """
+    return Model(_load_buffer(src), engine, arena)

@@ -1,0 +1,111 @@
+"""The `mpyml` command line: pack, inspect, run (core) plus the commands of the other host modules."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# Modules that contribute sub-commands through add_commands(subparsers).
+COMMAND_MODULES = ("mpyml.bench", "mpyml.deploy", "mpyml.board", "mpyml.flash")
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from .packer import PackError, pack
+    src = Path(args.model)
+    out = Path(args.output) if args.output else src.with_suffix(".mpk")
+    try:
+        data = pack(src.read_bytes())
+    except PackError as e:
+        print(f"mpyml pack: {src}: {e}", file=sys.stderr)
+        return 2
+    out.write_bytes(data)
+    from .inspect_model import inspect_model
+    info = inspect_model(data)
+    print(f"packed {src} ({src.stat().st_size:,} B) -> {out} ({len(data):,} B): {info['ops']} ops, "
+          f"{info['macs']:,} MACs, arena {info['arena_bytes']:,} B, weights {info['weights_bytes']:,} B")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect_model import format_table, inspect_json, inspect_model
+    from .packer import PackError
+    data = Path(args.model).read_bytes()
+    try:
+        print(inspect_json(data) if args.json else format_table(inspect_model(data)))
+    except (PackError, ValueError) as e:
+        print(f"mpyml inspect: {args.model}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .mpk import MpkFile
+    from .unix_port import run_model
+    data = Path(args.model).read_bytes()
+    if data[4:8] == b"TFL3":
+        from .packer import pack
+        data = pack(data)
+    info = MpkFile(data)
+    ins = info.input_tensors()
+    if len(args.input) != len(ins):
+        print(f"mpyml run: model has {len(ins)} input(s), got {len(args.input)} --input", file=sys.stderr)
+        return 2
+    arrays = []
+    for path, t in zip(args.input, ins, strict=True):
+        a = np.load(path)
+        if a.dtype != np.int8:
+            if not np.issubdtype(a.dtype, np.floating):
+                print(f"mpyml run: {path}: dtype {a.dtype}; give int8 (raw) or float (quantized here)",
+                      file=sys.stderr)
+                return 2
+            a = np.clip(np.round(a / t.scale) + t.zero_point, -128, 127).astype(np.int8)
+        arrays.append(a.reshape(t.shape))
+    res = run_model(data, arrays, repeat=args.repeat, engine=args.engine)
+    outs = args.output or []
+    for i, arr in enumerate(res.outputs):
+        if i < len(outs):
+            np.save(outs[i], arr)
+        else:
+            print(f"output {i}: {arr.reshape(-1).tolist()}")
+    if res.median_us is not None:
+        print(f"median invoke: {res.median_us:.0f} us over {args.repeat} runs (MicroPython unix port, time.ticks_us)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mpyml", description="int8 ML models on MicroPython: pack, inspect, run, "
+                                 "benchmark and deploy.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="pack an int8 .tflite into an mpyml .mpk")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", help="output path (default: MODEL.mpk)")
+    p.set_defaults(func=cmd_pack)
+    p = sub.add_parser("inspect", help="per-layer table of a .tflite or .mpk")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("run", help="run a model on the MicroPython unix port through the native module")
+    p.add_argument("model", help=".mpk (or .tflite, packed first)")
+    p.add_argument("--input", action="append", default=[], help="input .npy (repeat for several inputs)")
+    p.add_argument("--output", action="append", default=[], help="output .npy (repeat; else printed)")
+    p.add_argument("--repeat", type=int, default=1, help="invoke N times and print the median µs")
+    p.add_argument("--engine", default=None, help="engine on the device: c (default) or viper")
+    p.set_defaults(func=cmd_run)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).add_commands(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""`mpyml inspect`: a per-layer table (op, shapes, params, MACs, activation bytes, arena offset) and totals,
+for a packed .mpk or a .tflite (packed in memory first)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .mpk import MOp, MpkFile
+from .packer import pack
+
+PARAM_NAMES = {
+    "CONV_2D": ("stride_w", "stride_h", "dil_w", "dil_h", "pad_w", "pad_h", "input_offset", "output_offset",
+                "act_min", "act_max", "depth_multiplier"),
+    "FULLY_CONNECTED": ("input_offset", "output_offset", "act_min", "act_max"),
+    "AVERAGE_POOL_2D": ("stride_w", "stride_h", "filter_w", "filter_h", "pad_w", "pad_h", "act_min", "act_max"),
+    "ADD": ("input1_offset", "input2_offset", "output_offset", "left_shift", "input1_mult", "input1_shift",
+            "input2_mult", "input2_shift", "output_mult", "output_shift", "act_min", "act_max"),
+    "RESHAPE": (),
+    "SOFTMAX": ("input_multiplier", "input_left_shift", "diff_min"),
+}
+PARAM_NAMES["DEPTHWISE_CONV_2D"] = PARAM_NAMES["CONV_2D"]
+PARAM_NAMES["MAX_POOL_2D"] = PARAM_NAMES["AVERAGE_POOL_2D"]
+SHOWN = ("stride_w", "stride_h", "dil_w", "dil_h", "pad_w", "pad_h", "filter_w", "filter_h", "act_min", "act_max",
+         "depth_multiplier")
+
+
+def _macs(f: MpkFile, op: MOp) -> int:
+    out = f.tensors[op.outputs[0]]
+    if op.name == "CONV_2D":
+        _, kh, kw, c = f.tensors[op.inputs[1]].shape
+        return out.elements * kh * kw * c
+    if op.name == "DEPTHWISE_CONV_2D":
+        _, kh, kw, _ = f.tensors[op.inputs[1]].shape
+        return out.elements * kh * kw
+    if op.name == "FULLY_CONNECTED":
+        return out.elements * f.tensors[op.inputs[1]].shape[1]
+    return 0
+
+
+def inspect_model(data: bytes) -> dict:
+    """Describe a model (.mpk bytes, or .tflite bytes which are packed first) as a dict."""
+    tflite_bytes = None
+    if data[4:8] == b"TFL3":
+        tflite_bytes = len(data)
+        data = pack(data)
+    f = MpkFile(data)
+    h = f.header
+    layers = []
+    live_peak = 0
+    for op in f.ops:
+        names = PARAM_NAMES.get(op.name, ())
+        params = dict(zip(names, op.params, strict=False))
+        out = f.tensors[op.outputs[0]]
+        weights = sum(f.tensors[i].nbytes for i in op.inputs if i != 0xFFFF and not f.tensors[i].in_arena)
+        act_bytes = sum(f.tensors[i].nbytes for i in op.inputs + op.outputs if i != 0xFFFF and f.tensors[i].in_arena)
+        live_peak = max(live_peak, act_bytes)
+        layers.append({
+            "index": op.index,
+            "op": op.name,
+            "inputs": [list(f.tensors[i].shape) for i in op.inputs if i != 0xFFFF and f.tensors[i].in_arena],
+            "output": list(out.shape),
+            "params": {k: v for k, v in params.items() if k in SHOWN},
+            "macs": _macs(f, op),
+            "weights_bytes": weights,
+            "activation_bytes": out.nbytes,
+            "arena_offset": out.offset,
+        })
+    res = {
+        "format_version": h["version"],
+        "file_bytes": h["file_size"],
+        "weights_bytes": h["data_size"],
+        "arena_bytes": h["arena_size"],
+        "peak_op_activation_bytes": live_peak,
+        "macs": sum(layer["macs"] for layer in layers),
+        "ops": len(layers),
+        "tensors": h["n_tensors"],
+        "inputs": [{"shape": list(t.shape), "scale": t.scale, "zero_point": t.zero_point}
+                   for t in f.input_tensors()],
+        "outputs": [{"shape": list(t.shape), "scale": t.scale, "zero_point": t.zero_point}
+                    for t in f.output_tensors()],
+        "layers": layers,
+    }
+    if tflite_bytes is not None:
+        res["tflite_bytes"] = tflite_bytes
+    return res
+
+
+def _fmt_shape(s: list[int]) -> str:
+    return "x".join(str(d) for d in s)
+
+
+def format_table(info: dict) -> str:
+    rows = [("#", "op", "input", "output", "params", "MACs", "act B", "arena off")]
+    for layer in info["layers"]:
+        p = layer["params"]
+        ptxt = " ".join(f"{k}={v}" for k, v in p.items() if not (k.startswith("dil") and v == 1)
+                        and not (k == "depth_multiplier" and v == 1) and not (k.startswith("pad") and v == 0))
+        rows.append((str(layer["index"]), layer["op"], " ".join(_fmt_shape(s) for s in layer["inputs"]),
+                     _fmt_shape(layer["output"]), ptxt, f"{layer['macs']:,}", str(layer["activation_bytes"]),
+                     str(layer["arena_offset"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i in (1, 2, 3, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                                         strict=True)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    ins = ", ".join(f"int8 {_fmt_shape(t['shape'])} (scale {t['scale']:.6g}, zp {t['zero_point']})"
+                    for t in info["inputs"])
+    outs = ", ".join(f"int8 {_fmt_shape(t['shape'])} (scale {t['scale']:.6g}, zp {t['zero_point']})"
+                     for t in info["outputs"])
+    lines += [
+        "",
+        f"inputs:  {ins}",
+        f"outputs: {outs}",
+        f"ops {info['ops']}, MACs {info['macs']:,}",
+        f"weights {info['weights_bytes']:,} B, arena {info['arena_bytes']:,} B "
+        f"(largest single-op working set {info['peak_op_activation_bytes']:,} B), "
+        f"packed file {info['file_bytes']:,} B" + (f", .tflite {info['tflite_bytes']:,} B" if "tflite_bytes" in info
+                                                  else ""),
+        f"peak RAM at run time: arena {info['arena_bytes']:,} B (+ the model file if it is loaded into RAM "
+        f"instead of memory-mapped)",
+    ]
+    return "\n".join(lines)
+
+
+def inspect_json(data: bytes) -> str:
+    return json.dumps(inspect_model(data), indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else o)

@@ -1,0 +1,88 @@
+"""Run packed models on the MicroPython unix port through the native module (not in CPython).
+
+Owns the host side of `mpyml run`: staging the model and inputs in a temp dir, starting
+`micropython` with the device package and the x64 native module on its path, collecting outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+from .mpk import MpkFile
+
+RUNNER = Path(__file__).parent / "device_scripts" / "run_model.py"
+
+
+@dataclass
+class RunResult:
+    outputs: list[np.ndarray]            # raw int8 outputs of the last (or only) sample
+    batch: list[list[np.ndarray]]        # outputs of every sample
+    median_us: float | None              # median per-invoke µs (time.ticks_us on the device)
+    arena_bytes: int
+    heap_delta: int                      # max heap bytes lost across the invokes of one sample
+
+
+def micropython_env(arch: str = "x64", extra_paths: list[str] | None = None) -> dict[str, str]:
+    """Environment for the unix port: device package + built native module on MICROPYPATH."""
+    env = dict(os.environ)
+    p = [*(extra_paths or []), str(paths.DEVICE_DIR), str(paths.natmod_path(arch).parent), ".frozen"]
+    env["MICROPYPATH"] = ":".join(p)
+    return env
+
+
+def run_micropython(args: list[str], heapsize: str = "16M", timeout: float = 600, cwd: str | None = None,
+                    extra_paths: list[str] | None = None) -> subprocess.CompletedProcess:
+    cmd = [paths.micropython_exe(), "-X", f"heapsize={heapsize}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=micropython_env(
+        extra_paths=extra_paths), cwd=cwd)
+
+
+def run_batch(mpk: bytes, batch: list[list[np.ndarray]], repeat: int = 1, engine: str | None = None,
+              heapsize: str = "16M", timeout: float = 600) -> RunResult:
+    """Run every sample of `batch` (a list of input-tensor lists) in one device session."""
+    info = MpkFile(mpk)
+    ins, outs = info.input_tensors(), info.output_tensors()
+    with tempfile.TemporaryDirectory(prefix="mpyml-run-") as d:
+        dd = Path(d)
+        (dd / "model.mpk").write_bytes(mpk)
+        with open(dd / "in.bin", "wb") as f:
+            for sample in batch:
+                if len(sample) != len(ins):
+                    raise ValueError(f"model has {len(ins)} inputs, got {len(sample)}")
+                for arr, t in zip(sample, ins, strict=True):
+                    a = np.asarray(arr)
+                    if a.dtype != np.int8:
+                        raise ValueError(f"input {t.index} must be int8 (raw quantized), got {a.dtype}")
+                    if a.size != t.elements:
+                        raise ValueError(f"input {t.index} needs {t.elements} values {t.shape}, got {a.size}")
+                    f.write(a.tobytes())
+        r = run_micropython([str(RUNNER), str(dd / "model.mpk"), str(dd / "in.bin"), str(dd / "out.bin"),
+                             str(len(batch)), str(repeat), engine or "-"], heapsize=heapsize, timeout=timeout)
+        line = next((ln for ln in r.stdout.splitlines() if ln.startswith("MPYML_RESULT")), None)
+        if r.returncode != 0 or line is None:
+            raise RuntimeError(f"micropython failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
+        raw = (dd / "out.bin").read_bytes()
+    results: list[list[np.ndarray]] = []
+    pos = 0
+    for _ in batch:
+        sample = []
+        for t in outs:
+            sample.append(np.frombuffer(raw[pos:pos + t.elements], dtype=np.int8).reshape(t.shape).copy())
+            pos += t.elements
+        results.append(sample)
+    _, med, arena, heap = line.split()
+    return RunResult(results[-1] if results else [], results, float(med) if repeat > 1 else None,
+                     int(arena), int(heap))
+
+
+def run_model(mpk: bytes, inputs: list[np.ndarray], repeat: int = 1, engine: str | None = None,
+              heapsize: str = "16M") -> RunResult:
+    """Run one set of inputs (int8 arrays, tensor order); with repeat > 1 also time the invoke."""
+    return run_batch(mpk, [inputs], repeat=repeat, engine=engine, heapsize=heapsize)

@@ -1,0 +1,228 @@
+"""Train the demo model: a tiny CNN on scikit-learn's bundled 8x8 digits, exported as a full-int8 .tflite.
+
+    .venv/bin/python models/digits/train.py [--force]
+
+Writes build/demo/digits_int8.tflite (int8 input and output, post-training full-integer quantization with a
+representative dataset) and build/demo/digits_meta.json (float test accuracy, quantization, cache key).
+Offline (load_digits ships with scikit-learn), deterministic (fixed seeds, deterministic ops, fixed split)
+and cached: nothing is retrained when the .tflite exists and this script is unchanged.
+
+The layers use only the ops of the MLPerf Tiny models (CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D,
+RESHAPE, FULLY_CONNECTED, SOFTMAX), MobileNet-style: 3x3 conv, strided 3x3 depthwise, 1x1 conv, 2x2 average
+pool, dense, softmax. About 2.2k parameters; ~97% test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+OUT_DIR = REPO / "build" / "demo"
+TFLITE_PATH = OUT_DIR / "digits_int8.tflite"
+META_PATH = OUT_DIR / "digits_meta.json"
+
+SEED = 0
+TEST_FRACTION = 0.2
+EPOCHS = 60
+BATCH = 32
+N_REPRESENTATIVE = 300
+
+
+def load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed train/test split: images as float32 (N, 8, 8, 1) in [0, 1], labels as int64 (N,)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images.astype(np.float32) / 16.0)[..., np.newaxis]
+    y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=TEST_FRACTION, random_state=SEED, stratify=y
+    )
+    return x_train, y_train, x_test, y_test
+
+
+def script_hash() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def cached_meta() -> dict[str, Any] | None:
+    """The saved metadata if the .tflite is present and was produced by this exact script, else None."""
+    try:
+        meta: dict[str, Any] = json.loads(META_PATH.read_text())
+    except (OSError, ValueError):
+        return None
+    if not TFLITE_PATH.exists() or meta.get("script_sha256") != script_hash():
+        return None
+    return meta
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[None]:
+    """Silence C++ log spam (TF / MLIR converter) written straight to fds 1 and 2; replay it on error."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as tmp:
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if not ok:
+                tmp.seek(0)
+                sys.stderr.write(tmp.read().decode("utf-8", errors="replace"))
+
+
+def _import_tf() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("PYTHONHASHSEED", str(SEED))
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    with _quiet_fds():
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+        with contextlib.suppress(Exception):
+            import absl.logging
+
+            absl.logging.set_verbosity(absl.logging.ERROR)
+    return tf
+
+
+def build_model(tf: Any) -> Any:
+    keras = tf.keras
+    layers = keras.layers
+    inp = keras.Input((8, 8, 1), name="image")
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)  # 8x8x16
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)  # 4x4x16
+    x = layers.Conv2D(32, 1, activation="relu")(x)  # 4x4x32
+    x = layers.AveragePooling2D(2)(x)  # 2x2x32
+    x = layers.Flatten()(x)  # 128
+    x = layers.Dense(10)(x)
+    out = layers.Softmax(name="probs")(x)
+    return keras.Model(inp, out, name="digits_cnn")
+
+
+def train(verbose: bool = True) -> dict[str, Any]:
+    """Train, quantize and save; returns the metadata written to digits_meta.json."""
+    t0 = time.monotonic()
+    tf = _import_tf()
+    keras = tf.keras
+    keras.utils.set_random_seed(SEED)
+    with contextlib.suppress(Exception):
+        tf.config.experimental.enable_op_determinism()
+
+    x_train, y_train, x_test, y_test = load_split()
+    model = build_model(tf)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    with _quiet_fds():
+        model.fit(x_train, y_train, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0)
+        probs = model.predict(x_test, batch_size=256, verbose=0)
+    float_acc = float(np.mean(np.argmax(probs, axis=1) == y_test))
+
+    rep = x_train[:N_REPRESENTATIVE]
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for i in range(len(rep)):
+            yield [rep[i : i + 1]]
+
+    with _quiet_fds():
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        tflite = converter.convert()
+
+    meta = {
+        "script_sha256": script_hash(),
+        "tensorflow": tf.__version__,
+        "float_test_accuracy": float_acc,
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "params": int(model.count_params()),
+        "tflite_bytes": len(tflite),
+        "train_seconds": round(time.monotonic() - t0, 1),
+    }
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    # Write atomically: a concurrent reader (another demo or test run) never sees a half-written file.
+    for path, data in ((TFLITE_PATH, tflite), (META_PATH, json.dumps(meta, indent=2).encode() + b"\n")):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    if verbose:
+        print(f"trained {model.name}: {meta['params']} parameters, float test accuracy {float_acc:.2%} "
+              f"({meta['n_test']} images), {len(tflite)} B int8 .tflite, {meta['train_seconds']} s")
+    return meta
+
+
+@contextlib.contextmanager
+def _train_lock() -> Iterator[None]:
+    """Serialize training across processes (parallel test workers, a demo running alongside)."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    with open(OUT_DIR / ".train.lock", "w") as f:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking, writes are atomic anyway
+            yield
+            return
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_trained(force: bool = False, verbose: bool = True) -> dict[str, Any]:
+    """The cached model's metadata, training first when needed."""
+    meta = None if force else cached_meta()
+    if meta is not None:
+        if verbose:
+            print(f"using cached {TFLITE_PATH.relative_to(REPO)} (train.py unchanged)")
+        return meta
+    with _train_lock():
+        meta = None if force else cached_meta()  # another process may have just trained it
+        if meta is not None:
+            return meta
+        if verbose:
+            print("training the digits model (once; cached in build/demo) ...", flush=True)
+        return train(verbose=verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--force", action="store_true", help="retrain even if the cached model is current")
+    args = ap.parse_args(argv)
+    meta = ensure_trained(force=args.force)
+    print(f"{TFLITE_PATH.relative_to(REPO)}: {meta['tflite_bytes']} B, "
+          f"float test accuracy {meta['float_test_accuracy']:.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

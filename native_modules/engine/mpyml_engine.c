@@ -1,0 +1,479 @@
+/*
+ * mpyml_engine.c - the loader (validates an untrusted .mpk once) and the interpreter loop.
+ *
+ * Owns: header/CRC/table checks, the explicit op table (operand counts, per-op validation of
+ * shapes, types and parameter ranges) and dispatch to the kernels in ops/. Every bounds check
+ * is in subtraction form (x <= size - off after off <= size) so no sum can overflow.
+ */
+#include <string.h>
+#include "mpyml_engine.h"
+#include "ops/ops.h"
+
+/* ------------------------------------------------------------------ helpers */
+
+#define FAIL(st, idx, det) do { \
+        err->status = (st); err->index = (idx); err->detail = (det); err->line = __LINE__; \
+        return (st); \
+    } while (0)
+
+/* Does [off, off+n) fit in a region of `size` bytes? */
+static int fits(uint32_t off, uint32_t n, uint32_t size) {
+    return off <= size && n <= size - off;
+}
+
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+uint32_t mpyml_crc32(uint32_t crc, const uint8_t *buf, size_t len) {
+    /* Nibble-table CRC-32 (reflected 0xEDB88320): small table, no writable state. */
+    static const uint32_t tab[16] = {
+        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
+        0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+        0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
+    };
+    crc = ~crc;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= buf[i];
+        crc = (crc >> 4) ^ tab[crc & 15u];
+        crc = (crc >> 4) ^ tab[crc & 15u];
+    }
+    return ~crc;
+}
+
+const char *mpyml_status_str(int status) {
+    switch (status) {
+        case MPYML_OK: return "ok";
+        case MPYML_E_TRUNCATED: return "file truncated";
+        case MPYML_E_MAGIC: return "not an mpyml model (bad magic)";
+        case MPYML_E_VERSION: return "unsupported format version";
+        case MPYML_E_SIZE: return "file size field does not match the buffer";
+        case MPYML_E_CRC: return "CRC mismatch (file corrupted)";
+        case MPYML_E_HEADER: return "invalid header field";
+        case MPYML_E_ALIGN: return "buffer not 4-byte aligned";
+        case MPYML_E_TENSOR: return "invalid tensor record";
+        case MPYML_E_OPCODE: return "unsupported op code";
+        case MPYML_E_OP: return "invalid op record";
+        case MPYML_E_IO: return "invalid input/output table";
+        case MPYML_E_ARENA: return "arena too small";
+        case MPYML_E_CTX: return "model not prepared";
+        default: return "unknown error";
+    }
+}
+
+const char *mpyml_op_name(int opcode) {
+    switch (opcode) {
+        case MPYML_OP_CONV_2D: return "CONV_2D";
+        case MPYML_OP_DEPTHWISE_CONV_2D: return "DEPTHWISE_CONV_2D";
+        case MPYML_OP_FULLY_CONNECTED: return "FULLY_CONNECTED";
+        case MPYML_OP_AVERAGE_POOL_2D: return "AVERAGE_POOL_2D";
+        case MPYML_OP_MAX_POOL_2D: return "MAX_POOL_2D";
+        case MPYML_OP_ADD: return "ADD";
+        case MPYML_OP_RESHAPE: return "RESHAPE";
+        case MPYML_OP_SOFTMAX: return "SOFTMAX";
+        default: return "?";
+    }
+}
+
+/* The op table: operand counts and parameter count of every op this engine runs. */
+typedef struct {
+    uint8_t min_in, max_in, n_out, n_params;
+} op_def_t;
+
+static int op_def(int opcode, op_def_t *d) {
+    switch (opcode) {
+        case MPYML_OP_CONV_2D:
+        case MPYML_OP_DEPTHWISE_CONV_2D:
+            d->min_in = 5; d->max_in = 5; d->n_out = 1; d->n_params = MPYML_CONV_NPARAMS; return 1;
+        case MPYML_OP_FULLY_CONNECTED:
+            d->min_in = 5; d->max_in = 5; d->n_out = 1; d->n_params = MPYML_FC_NPARAMS; return 1;
+        case MPYML_OP_AVERAGE_POOL_2D:
+        case MPYML_OP_MAX_POOL_2D:
+            d->min_in = 1; d->max_in = 1; d->n_out = 1; d->n_params = MPYML_POOL_NPARAMS; return 1;
+        case MPYML_OP_ADD:
+            d->min_in = 2; d->max_in = 2; d->n_out = 1; d->n_params = MPYML_ADD_NPARAMS; return 1;
+        case MPYML_OP_RESHAPE:
+            d->min_in = 1; d->max_in = 1; d->n_out = 1; d->n_params = MPYML_RESHAPE_NPARAMS; return 1;
+        case MPYML_OP_SOFTMAX:
+            d->min_in = 1; d->max_in = 1; d->n_out = 1; d->n_params = MPYML_SOFTMAX_NPARAMS; return 1;
+        default:
+            return 0;
+    }
+}
+
+static uint32_t elem_size(int type) {
+    return type == MPYML_T_INT32 ? 4u : 1u;
+}
+
+static uint32_t tensor_elems(const mpyml_tensor_t *t) {
+    uint32_t n = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        n *= t->dims[i]; /* validated: product < 2^31 */
+    }
+    return n;
+}
+
+/* Right-align a tensor's dims into NHWC. */
+static void shape4(const mpyml_tensor_t *t, mpyml_shape4_t *s) {
+    int32_t d[4] = {1, 1, 1, 1};
+    for (int i = 0; i < t->ndim; i++) {
+        d[4 - t->ndim + i] = t->dims[i];
+    }
+    s->n = d[0]; s->h = d[1]; s->w = d[2]; s->c = d[3];
+}
+
+static int in_range(int32_t v, int32_t lo, int32_t hi) {
+    return v >= lo && v <= hi;
+}
+
+/* ------------------------------------------------------------------ validation */
+
+static int check_tensor(const mpyml_tensor_t *t, uint32_t arena_size, uint32_t data_size, uintptr_t data_addr) {
+    if (t->type != MPYML_T_INT8 && t->type != MPYML_T_INT32) return 0;
+    if (t->ndim < 1 || t->ndim > MPYML_MAX_DIMS) return 0;
+    if (t->flags != 0 || t->reserved != 0) return 0;
+    uint64_t n = 1;
+    for (int i = 0; i < MPYML_MAX_DIMS; i++) {
+        if (i < t->ndim) {
+            if (t->dims[i] == 0) return 0;
+            n *= t->dims[i];
+            if (n > 0x7FFFFFFFu) return 0;
+        } else if (t->dims[i] != 0) {
+            return 0;
+        }
+    }
+    uint32_t es = elem_size(t->type);
+    if (n * es != t->nbytes) return 0;
+    if (t->offset % es != 0) return 0;
+    if (t->type == MPYML_T_INT8) {
+        if (!in_range(t->zero_point, -128, 127)) return 0;
+    } else if (t->zero_point != 0) {
+        return 0;
+    }
+    if (t->storage == MPYML_S_ARENA) {
+        if (t->type != MPYML_T_INT8) return 0;
+        return fits(t->offset, t->nbytes, arena_size);
+    }
+    if (t->storage == MPYML_S_CONST) {
+        if ((data_addr + t->offset) % es != 0) return 0;
+        return fits(t->offset, t->nbytes, data_size);
+    }
+    return 0;
+}
+
+/* Operand accessor during validation: returns the tensor or NULL if absent/out of range. */
+typedef struct {
+    const mpyml_tensor_t *tensors;
+    uint32_t n_tensors;
+} tables_t;
+
+static const mpyml_tensor_t *operand(const tables_t *tb, uint16_t idx) {
+    if (idx == MPYML_NO_TENSOR || idx >= tb->n_tensors) return NULL;
+    return &tb->tensors[idx];
+}
+
+static int is_act(const mpyml_tensor_t *t) {
+    return t && t->type == MPYML_T_INT8 && t->storage == MPYML_S_ARENA;
+}
+
+static int is_i8(const mpyml_tensor_t *t) {
+    return t && t->type == MPYML_T_INT8;
+}
+
+static int is_const_i32_len(const mpyml_tensor_t *t, uint32_t len) {
+    return t && t->type == MPYML_T_INT32 && t->storage == MPYML_S_CONST && tensor_elems(t) == len;
+}
+
+static int check_requant(const mpyml_tensor_t *mult, const mpyml_tensor_t *shift, const uint8_t *data, uint32_t n) {
+    const int32_t *m = (const int32_t *)(const void *)(data + mult->offset);
+    const int32_t *s = (const int32_t *)(const void *)(data + shift->offset);
+    for (uint32_t i = 0; i < n; i++) {
+        if (m[i] < 0 || !in_range(s[i], -31, 30)) return 0;
+    }
+    return 1;
+}
+
+static int check_act(int32_t lo, int32_t hi) {
+    return in_range(lo, -128, 127) && in_range(hi, -128, 127) && lo <= hi;
+}
+
+/* Validate one op's operands and parameters. Returns 0 if OK, else the failing operand/param code (>0). */
+static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t *prm,
+    const tables_t *tb, const uint8_t *data) {
+    const mpyml_tensor_t *in = operand(tb, idx[0]);
+    const mpyml_tensor_t *out = operand(tb, idx[n_in]);
+    if (!is_i8(in)) return 1;
+    if (!is_act(out)) return 2;
+    switch (opcode) {
+        case MPYML_OP_CONV_2D:
+        case MPYML_OP_DEPTHWISE_CONV_2D: {
+            const mpyml_conv_params_t *p = (const mpyml_conv_params_t *)(const void *)prm;
+            const mpyml_tensor_t *f = operand(tb, idx[1]);
+            const mpyml_tensor_t *bias = operand(tb, idx[2]);
+            if (in->ndim != 4 || out->ndim != 4) return 3;
+            if (!is_i8(f) || f->storage != MPYML_S_CONST || f->ndim != 4 || f->zero_point != 0) return 4;
+            if (!in_range(p->stride_w, 1, 1024) || !in_range(p->stride_h, 1, 1024)) return 10;
+            if (!in_range(p->dil_w, 1, 1024) || !in_range(p->dil_h, 1, 1024)) return 11;
+            if (!in_range(p->pad_w, 0, 1024) || !in_range(p->pad_h, 0, 1024)) return 12;
+            if (!in_range(p->input_offset, -127, 128) || !in_range(p->output_offset, -128, 127)) return 13;
+            if (!check_act(p->act_min, p->act_max)) return 14;
+            uint32_t o = out->dims[3];
+            if (in->dims[0] != out->dims[0]) return 5;
+            if (opcode == MPYML_OP_CONV_2D) {
+                if (p->depth_multiplier != 1) return 15;
+                if (f->dims[0] != o || f->dims[3] != in->dims[3]) return 6;
+                if ((uint32_t)f->dims[1] * f->dims[2] * f->dims[3] > 65536u) return 7;
+            } else {
+                if (!in_range(p->depth_multiplier, 1, 1024)) return 15;
+                if (f->dims[0] != 1 || f->dims[3] != o) return 6;
+                if ((uint32_t)in->dims[3] * (uint32_t)p->depth_multiplier != o) return 6;
+                if ((uint32_t)f->dims[1] * f->dims[2] > 65536u) return 7;
+            }
+            if (idx[2] != MPYML_NO_TENSOR && !is_const_i32_len(bias, o)) return 8;
+            if (!is_const_i32_len(operand(tb, idx[3]), o) || !is_const_i32_len(operand(tb, idx[4]), o)) return 9;
+            if (!check_requant(operand(tb, idx[3]), operand(tb, idx[4]), data, o)) return 9;
+            return 0;
+        }
+        case MPYML_OP_FULLY_CONNECTED: {
+            const mpyml_fc_params_t *p = (const mpyml_fc_params_t *)(const void *)prm;
+            const mpyml_tensor_t *f = operand(tb, idx[1]);
+            const mpyml_tensor_t *bias = operand(tb, idx[2]);
+            const mpyml_tensor_t *m = operand(tb, idx[3]);
+            if (!is_i8(f) || f->storage != MPYML_S_CONST || f->ndim != 2 || f->zero_point != 0) return 4;
+            uint32_t o = f->dims[0], k = f->dims[1];
+            if (k > 65536u) return 7;
+            if (out->dims[out->ndim - 1] != o) return 6;
+            uint32_t batches = tensor_elems(out) / o;
+            if ((uint64_t)batches * k != tensor_elems(in)) return 6;
+            if (idx[2] != MPYML_NO_TENSOR && !is_const_i32_len(bias, o)) return 8;
+            uint32_t nm = m ? tensor_elems(m) : 0;
+            if (nm != 1 && nm != o) return 9;
+            if (!is_const_i32_len(m, nm) || !is_const_i32_len(operand(tb, idx[4]), nm)) return 9;
+            if (!check_requant(m, operand(tb, idx[4]), data, nm)) return 9;
+            if (!in_range(p->input_offset, -127, 128) || !in_range(p->output_offset, -128, 127)) return 13;
+            if (!check_act(p->act_min, p->act_max)) return 14;
+            return 0;
+        }
+        case MPYML_OP_AVERAGE_POOL_2D:
+        case MPYML_OP_MAX_POOL_2D: {
+            const mpyml_pool_params_t *p = (const mpyml_pool_params_t *)(const void *)prm;
+            if (in->ndim != 4 || out->ndim != 4) return 3;
+            if (in->dims[0] != out->dims[0] || in->dims[3] != out->dims[3]) return 6;
+            if (!in_range(p->stride_w, 1, 1024) || !in_range(p->stride_h, 1, 1024)) return 10;
+            if (!in_range(p->filter_w, 1, 1024) || !in_range(p->filter_h, 1, 1024)) return 11;
+            if (p->filter_w * p->filter_h > 65536) return 11;
+            if (!in_range(p->pad_w, 0, 1024) || !in_range(p->pad_h, 0, 1024)) return 12;
+            if (!check_act(p->act_min, p->act_max)) return 14;
+            return 0;
+        }
+        case MPYML_OP_ADD: {
+            const mpyml_add_params_t *p = (const mpyml_add_params_t *)(const void *)prm;
+            const mpyml_tensor_t *in2 = operand(tb, idx[1]);
+            if (!is_i8(in2)) return 4;
+            mpyml_shape4_t s1, s2, so;
+            shape4(in, &s1); shape4(in2, &s2); shape4(out, &so);
+            if (in->ndim > out->ndim || in2->ndim > out->ndim) return 6;
+            const int32_t *a = &s1.n, *b = &s2.n, *c = &so.n;
+            for (int i = 0; i < 4; i++) {
+                if ((a[i] != c[i] && a[i] != 1) || (b[i] != c[i] && b[i] != 1)) return 6;
+            }
+            if (!in_range(p->input1_offset, -127, 128) || !in_range(p->input2_offset, -127, 128)) return 13;
+            if (!in_range(p->output_offset, -128, 127)) return 13;
+            if (!in_range(p->left_shift, 0, 20)) return 10;
+            if (p->input1_mult < 0 || p->input2_mult < 0 || p->output_mult < 0) return 11;
+            if (!in_range(p->input1_shift, -31, 0) || !in_range(p->input2_shift, -31, 0)
+                || !in_range(p->output_shift, -31, 0)) return 12;
+            if (!check_act(p->act_min, p->act_max)) return 14;
+            return 0;
+        }
+        case MPYML_OP_RESHAPE:
+            if (in->nbytes != out->nbytes) return 6;
+            return 0;
+        case MPYML_OP_SOFTMAX: {
+            const mpyml_softmax_params_t *p = (const mpyml_softmax_params_t *)(const void *)prm;
+            if (in->nbytes != out->nbytes || in->ndim != out->ndim) return 6;
+            for (int i = 0; i < in->ndim; i++) {
+                if (in->dims[i] != out->dims[i]) return 6;
+            }
+            if (p->input_multiplier < 0 || !in_range(p->input_left_shift, 0, 31) || p->diff_min > 0) return 10;
+            if (p->diff_min == INT32_MIN) return 10;
+            /* in and out must not overlap (the kernel reads the row twice) */
+            if (in->storage == MPYML_S_ARENA && in->offset < out->offset + out->nbytes
+                && out->offset < in->offset + in->nbytes) return 7;
+            return 0;
+        }
+        default:
+            return 99;
+    }
+}
+
+int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_t *err) {
+    memset(ctx, 0, sizeof(*ctx));
+    err->status = MPYML_OK; err->index = -1; err->detail = 0; err->line = 0;
+    if (((uintptr_t)model & 3u) != 0) FAIL(MPYML_E_ALIGN, -1, 0);
+    if (len < MPYML_HEADER_SIZE) FAIL(MPYML_E_TRUNCATED, -1, (int32_t)len);
+    const mpyml_header_t *h = (const mpyml_header_t *)(const void *)model;
+    if (h->magic != MPYML_MAGIC) FAIL(MPYML_E_MAGIC, -1, 0);
+    if (h->version != MPYML_VERSION) FAIL(MPYML_E_VERSION, -1, h->version);
+    if (h->file_size > len) FAIL(MPYML_E_TRUNCATED, -1, (int32_t)len);
+    if (h->file_size != len) FAIL(MPYML_E_SIZE, -1, (int32_t)h->file_size);
+    uint32_t size = h->file_size;
+    /* CRC over the whole file with the crc field taken as zero */
+    static const uint8_t zero4[4] = {0, 0, 0, 0};
+    uint32_t crc = mpyml_crc32(0, model, 12);
+    crc = mpyml_crc32(crc, zero4, 4);
+    crc = mpyml_crc32(crc, model + 16, size - 16);
+    if (crc != rd32(model + 12)) FAIL(MPYML_E_CRC, -1, 0);
+
+    if (h->header_size != MPYML_HEADER_SIZE || h->flags != 0 || h->reserved != 0) FAIL(MPYML_E_HEADER, -1, 0);
+    if (h->n_tensors == 0 || h->n_tensors == 0xFFFFu || h->n_ops == 0) FAIL(MPYML_E_HEADER, -1, 1);
+    if (h->n_inputs == 0 || h->n_inputs > 16 || h->n_outputs == 0 || h->n_outputs > 16) FAIL(MPYML_E_HEADER, -1, 2);
+    if (h->arena_size % MPYML_ALIGN_ARENA != 0) FAIL(MPYML_E_HEADER, -1, 3);
+    if (h->tensors_offset % 4 || h->ops_offset % 4 || h->io_offset % 4 || h->ops_size % 4) FAIL(MPYML_E_HEADER, -1, 4);
+    if (h->data_offset % MPYML_ALIGN_DATA) FAIL(MPYML_E_HEADER, -1, 4);
+    if (!fits(h->tensors_offset, (uint32_t)h->n_tensors * MPYML_TENSOR_SIZE, size)) FAIL(MPYML_E_HEADER, -1, 5);
+    if (!fits(h->ops_offset, h->ops_size, size)) FAIL(MPYML_E_HEADER, -1, 6);
+    if (!fits(h->io_offset, 2u * ((uint32_t)h->n_inputs + h->n_outputs), size)) FAIL(MPYML_E_HEADER, -1, 7);
+    if (!fits(h->data_offset, h->data_size, size)) FAIL(MPYML_E_HEADER, -1, 8);
+
+    const mpyml_tensor_t *tensors = (const mpyml_tensor_t *)(const void *)(model + h->tensors_offset);
+    const uint8_t *data = model + h->data_offset;
+    for (uint32_t i = 0; i < h->n_tensors; i++) {
+        if (!check_tensor(&tensors[i], h->arena_size, h->data_size, (uintptr_t)data)) FAIL(MPYML_E_TENSOR, (int32_t)i, 0);
+    }
+    tables_t tb = {tensors, h->n_tensors};
+
+    /* inputs and outputs: arena int8 tensors */
+    const uint16_t *io = (const uint16_t *)(const void *)(model + h->io_offset);
+    for (uint32_t i = 0; i < (uint32_t)h->n_inputs + h->n_outputs; i++) {
+        if (!is_act(operand(&tb, io[i]))) FAIL(MPYML_E_IO, (int32_t)i, io[i]);
+    }
+
+    /* ops */
+    const uint8_t *op = model + h->ops_offset;
+    uint32_t remaining = h->ops_size;
+    for (uint32_t i = 0; i < h->n_ops; i++) {
+        if (remaining < MPYML_OP_HDR_SIZE) FAIL(MPYML_E_OP, (int32_t)i, 0);
+        const mpyml_op_hdr_t *oh = (const mpyml_op_hdr_t *)(const void *)op;
+        op_def_t d;
+        if (!op_def(oh->opcode, &d)) FAIL(MPYML_E_OPCODE, (int32_t)i, oh->opcode);
+        uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
+        uint32_t n_idx_padded = (n_idx + 1u) & ~1u;
+        uint32_t want = MPYML_OP_HDR_SIZE + 2u * n_idx_padded + 4u * oh->n_params;
+        if (oh->size != want || oh->size > remaining || oh->reserved != 0) FAIL(MPYML_E_OP, (int32_t)i, 0);
+        if (oh->n_in < d.min_in || oh->n_in > d.max_in || oh->n_out != d.n_out || oh->n_params != d.n_params) {
+            FAIL(MPYML_E_OP, (int32_t)i, 0);
+        }
+        const uint16_t *idx = (const uint16_t *)(const void *)(op + MPYML_OP_HDR_SIZE);
+        for (uint32_t k = 0; k < n_idx_padded; k++) {
+            if (k >= n_idx) {
+                if (idx[k] != MPYML_NO_TENSOR) FAIL(MPYML_E_OP, (int32_t)i, (int32_t)k);
+            } else if (idx[k] != MPYML_NO_TENSOR && idx[k] >= h->n_tensors) {
+                FAIL(MPYML_E_OP, (int32_t)i, (int32_t)k);
+            }
+        }
+        const int32_t *prm = (const int32_t *)(const void *)(op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded);
+        int bad = check_op(oh->opcode, idx, oh->n_in, prm, &tb, data);
+        if (bad) FAIL(MPYML_E_OP, (int32_t)i, bad);
+        op += oh->size;
+        remaining -= oh->size;
+    }
+    if (remaining != 0) FAIL(MPYML_E_OP, (int32_t)h->n_ops, 0);
+
+    ctx->model_len = size;
+    ctx->model = model;
+    ctx->arena_size = h->arena_size;
+    ctx->n_ops = h->n_ops;
+    ctx->hdr = h;
+    ctx->tensors = tensors;
+    ctx->ops = model + h->ops_offset;
+    ctx->data = data;
+    ctx->magic = MPYML_CTX_MAGIC;
+    return MPYML_OK;
+}
+
+/* ------------------------------------------------------------------ invoke */
+
+static void *tensor_ptr(const mpyml_ctx_t *ctx, uint8_t *arena, uint16_t idx) {
+    if (idx == MPYML_NO_TENSOR) return NULL;
+    const mpyml_tensor_t *t = &ctx->tensors[idx];
+    const uint8_t *base = t->storage == MPYML_S_ARENA ? arena : ctx->data;
+    return (void *)(uintptr_t)(base + t->offset);
+}
+
+int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8_t *arena, size_t arena_len) {
+    if (ctx->magic != MPYML_CTX_MAGIC || ctx->model != model || ctx->model_len != len) return MPYML_E_CTX;
+    if (arena_len < ctx->arena_size) return MPYML_E_ARENA;
+    if (((uintptr_t)arena & 3u) != 0) return MPYML_E_ALIGN;
+    const uint8_t *op = ctx->ops;
+    for (uint32_t i = 0; i < ctx->n_ops; i++) {
+        const mpyml_op_hdr_t *oh = (const mpyml_op_hdr_t *)(const void *)op;
+        const uint16_t *idx = (const uint16_t *)(const void *)(op + MPYML_OP_HDR_SIZE);
+        uint32_t n_idx_padded = ((uint32_t)oh->n_in + oh->n_out + 1u) & ~1u;
+        const void *prm = op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded;
+        const mpyml_tensor_t *tin = &ctx->tensors[idx[0]];
+        const mpyml_tensor_t *tout = &ctx->tensors[idx[oh->n_in]];
+        const int8_t *in = (const int8_t *)tensor_ptr(ctx, arena, idx[0]);
+        int8_t *out = (int8_t *)tensor_ptr(ctx, arena, idx[oh->n_in]);
+        mpyml_shape4_t si, so;
+        shape4(tin, &si);
+        shape4(tout, &so);
+        switch (oh->opcode) {
+            case MPYML_OP_CONV_2D:
+            case MPYML_OP_DEPTHWISE_CONV_2D: {
+                mpyml_shape4_t sf;
+                shape4(&ctx->tensors[idx[1]], &sf);
+                const int8_t *f = (const int8_t *)tensor_ptr(ctx, arena, idx[1]);
+                const int32_t *bias = (const int32_t *)tensor_ptr(ctx, arena, idx[2]);
+                const int32_t *mult = (const int32_t *)tensor_ptr(ctx, arena, idx[3]);
+                const int32_t *shift = (const int32_t *)tensor_ptr(ctx, arena, idx[4]);
+                if (oh->opcode == MPYML_OP_CONV_2D) {
+                    mpyml_conv2d((const mpyml_conv_params_t *)prm, &si, in, &sf, f, bias, mult, shift, &so, out);
+                } else {
+                    mpyml_depthwise_conv2d((const mpyml_conv_params_t *)prm, &si, in, &sf, f, bias, mult, shift, &so, out);
+                }
+                break;
+            }
+            case MPYML_OP_FULLY_CONNECTED: {
+                const mpyml_tensor_t *tf = &ctx->tensors[idx[1]];
+                int32_t o = tf->dims[0], k = tf->dims[1];
+                int32_t batches = (int32_t)(tensor_elems(tout) / (uint32_t)o);
+                int per_channel = tensor_elems(&ctx->tensors[idx[3]]) != 1;
+                mpyml_fully_connected((const mpyml_fc_params_t *)prm, batches, k, o, in,
+                    (const int8_t *)tensor_ptr(ctx, arena, idx[1]),
+                    (const int32_t *)tensor_ptr(ctx, arena, idx[2]),
+                    (const int32_t *)tensor_ptr(ctx, arena, idx[3]),
+                    (const int32_t *)tensor_ptr(ctx, arena, idx[4]), per_channel, out);
+                break;
+            }
+            case MPYML_OP_AVERAGE_POOL_2D:
+                mpyml_avg_pool_ref((const mpyml_pool_params_t *)prm, &si, in, &so, out);
+                break;
+            case MPYML_OP_MAX_POOL_2D:
+                mpyml_max_pool_ref((const mpyml_pool_params_t *)prm, &si, in, &so, out);
+                break;
+            case MPYML_OP_ADD: {
+                mpyml_shape4_t s2;
+                shape4(&ctx->tensors[idx[1]], &s2);
+                mpyml_add_ref((const mpyml_add_params_t *)prm, &si, in, &s2,
+                    (const int8_t *)tensor_ptr(ctx, arena, idx[1]), &so, out);
+                break;
+            }
+            case MPYML_OP_RESHAPE:
+                if ((const int8_t *)out != in) {
+                    memmove(out, in, tout->nbytes);
+                }
+                break;
+            case MPYML_OP_SOFTMAX: {
+                int32_t depth = tout->dims[tout->ndim - 1];
+                int32_t outer = (int32_t)(tensor_elems(tout) / (uint32_t)depth);
+                mpyml_softmax_ref((const mpyml_softmax_params_t *)prm, outer, depth, in, out);
+                break;
+            }
+            default:
+                return MPYML_E_OPCODE; /* unreachable after prepare */
+        }
+        op += oh->size;
+    }
+    return MPYML_OK;
+}

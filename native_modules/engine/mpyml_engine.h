@@ -1,0 +1,80 @@
+/*
+ * mpyml_engine.h - public API of the portable C99 engine core (no MicroPython headers).
+ *
+ * Compiled three ways: into the MicroPython native module (native_modules/natmod/, thin glue),
+ * as a host shared library (tests, sanitizers, fuzzing) and bare-metal for Cortex-M.
+ *
+ * Life cycle:
+ *   mpyml_prepare(ctx, model, len, &err)   validate everything once (header, CRC, tables, every op)
+ *   mpyml_invoke(ctx, model, arena, len)    run; trusts what prepare validated, never allocates
+ * The caller owns the model buffer (read-only, 4-byte aligned, used in place), the arena
+ * (>= ctx->arena_size bytes, 4-byte aligned) and the context (sizeof(mpyml_ctx_t) bytes).
+ * Status codes only; the bindings turn them into exceptions.
+ */
+#ifndef MPYML_ENGINE_H
+#define MPYML_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "mpyml_format.h"
+
+typedef enum {
+    MPYML_OK = 0,
+    MPYML_E_TRUNCATED,      /* buffer shorter than the header or than file_size */
+    MPYML_E_MAGIC,          /* not an mpyml file */
+    MPYML_E_VERSION,        /* format version not supported by this engine */
+    MPYML_E_SIZE,           /* file_size does not match the buffer length */
+    MPYML_E_CRC,            /* CRC-32 mismatch: file corrupted */
+    MPYML_E_HEADER,         /* a header field (offset, count, flag) out of range */
+    MPYML_E_ALIGN,          /* model buffer or arena not 4-byte aligned */
+    MPYML_E_TENSOR,         /* tensor record invalid (err.index = tensor) */
+    MPYML_E_OPCODE,         /* unknown op code (err.index = op, err.detail = opcode) */
+    MPYML_E_OP,             /* op record invalid: operands, shapes or params (err.index = op) */
+    MPYML_E_IO,             /* input/output index table invalid */
+    MPYML_E_ARENA,          /* arena smaller than the model needs (err.detail = bytes needed) */
+    MPYML_E_CTX,            /* context not prepared for this model */
+    MPYML_E__COUNT
+} mpyml_status_t;
+
+typedef struct {
+    int32_t status;         /* mpyml_status_t */
+    int32_t index;          /* op or tensor index the error is about, -1 if none */
+    int32_t detail;         /* opcode, operand number, bytes needed... (see status) */
+    int32_t line;           /* engine source line of the failed check (for bug reports) */
+} mpyml_err_t;
+
+/* Context filled by mpyml_prepare; plain data, may live in a bytearray. */
+typedef struct {
+    uint32_t magic;                 /* MPYML_CTX_MAGIC once prepared */
+    uint32_t model_len;
+    const uint8_t *model;           /* the buffer that was validated */
+    uint32_t arena_size;
+    uint32_t n_ops;
+    const mpyml_header_t *hdr;
+    const mpyml_tensor_t *tensors;
+    const uint8_t *ops;
+    const uint8_t *data;
+} mpyml_ctx_t;
+
+#define MPYML_CTX_MAGIC 0x5250594Du
+
+/* Validate a model. On success fills ctx and returns MPYML_OK; otherwise fills err. */
+int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_t *err);
+
+/* Run one inference. Returns MPYML_E_CTX if ctx was not prepared for exactly this model buffer,
+ * MPYML_E_ARENA / MPYML_E_ALIGN for a bad arena; MPYML_OK otherwise. */
+int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8_t *arena, size_t arena_len);
+
+/* Short English text for a status code. */
+const char *mpyml_status_str(int status);
+
+/* Name of an mpyml op code ("CONV_2D"...), or "?" */
+const char *mpyml_op_name(int opcode);
+
+/* CRC-32 (zlib polynomial) of buf, continuing from crc (start with 0). */
+uint32_t mpyml_crc32(uint32_t crc, const uint8_t *buf, size_t len);
+
+/* Engine version for the binding: (major << 16) | (minor << 8) | patch. */
+#define MPYML_ENGINE_VERSION 0x000100u
+
+#endif /* MPYML_ENGINE_H */

@@ -1,0 +1,253 @@
+/*
+ * ops/conv2d.c - CONV_2D, int8 with per-channel requantization.
+ *
+ * Owns mpyml_conv2d_ref (a line-by-line port of TFLite Micro's
+ * reference_integer_ops::ConvPerChannel) and mpyml_conv2d, the optimized entry point with identical
+ * output: tap ranges clipped once per output pixel instead of a bounds test per tap, contiguous
+ * (kw x C) runs when the dilation is 1, four output channels accumulated per input load, and a 1x1
+ * fast path. Both compute acc = sum(w * (x + input_offset)) in int32 (the loader bounds
+ * KH*KW*C <= 65536, so it cannot overflow), then bias (wrapping add), MultiplyByQuantizedMultiplier,
+ * output offset and clamp, exactly as TFLite does.
+ */
+#include "ops.h"
+#include "fixedpoint.h"
+
+void mpyml_conv2d_ref(const mpyml_conv_params_t *p,
+    const mpyml_shape4_t *in_s, const int8_t *in,
+    const mpyml_shape4_t *f_s, const int8_t *filter,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    const mpyml_shape4_t *out_s, int8_t *out)
+{
+    const int32_t in_h = in_s->h, in_w = in_s->w, in_c = in_s->c;
+    const int32_t f_h = f_s->h, f_w = f_s->w;
+    const int32_t out_h = out_s->h, out_w = out_s->w, out_c = out_s->c;
+    int32_t b, oy, ox, oc, fy, fx, ic;
+
+    for (b = 0; b < out_s->n; b++) {
+        for (oy = 0; oy < out_h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            for (ox = 0; ox < out_w; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                for (oc = 0; oc < out_c; oc++) {
+                    int32_t acc = 0;
+                    for (fy = 0; fy < f_h; fy++) {
+                        const int32_t iy = iy0 + p->dil_h * fy;
+                        for (fx = 0; fx < f_w; fx++) {
+                            const int32_t ix = ix0 + p->dil_w * fx;
+                            if (ix < 0 || ix >= in_w || iy < 0 || iy >= in_h) {
+                                continue;
+                            }
+                            for (ic = 0; ic < in_c; ic++) {
+                                const int32_t x = in[((b * in_h + iy) * in_w + ix) * in_c + ic];
+                                const int32_t w = filter[((oc * f_h + fy) * f_w + fx) * in_c + ic];
+                                acc += w * (x + p->input_offset);
+                            }
+                        }
+                    }
+                    if (bias) {
+                        acc = mpyml_wrap_add(acc, bias[oc]);
+                    }
+                    out[((b * out_h + oy) * out_w + ox) * out_c + oc] = mpyml_requant(acc,
+                        mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- optimized */
+
+/* First tap index t in [0, n) with 0 <= origin + dil * t, or n if none. A short loop rather
+ * than a division: ARMv6-M has no divide instruction and natmods cannot call libgcc. */
+static int32_t first_tap(int32_t origin, int32_t dil, int32_t n)
+{
+    int32_t t = 0;
+    while (t < n && origin + dil * t < 0) {
+        t++;
+    }
+    return t;
+}
+
+/* One past the last tap index t in [0, n) with origin + dil * t < size (taps are increasing). */
+static int32_t end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
+{
+    int32_t t = n;
+    while (t > 0 && origin + dil * (t - 1) >= size) {
+        t--;
+    }
+    return t;
+}
+
+/* acc[k] += sum_i (x[i] + off) * w[k * w_stride + i], k = 0..3 */
+static inline void dot4(const int8_t *x, const int8_t *w, int32_t w_stride, int32_t n, int32_t off,
+    int32_t *acc)
+{
+    const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        const int32_t xv = x[i] + off;
+        a0 += xv * w0[i];
+        a1 += xv * w1[i];
+        a2 += xv * w2[i];
+        a3 += xv * w3[i];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t off)
+{
+    int32_t a = 0, i;
+    for (i = 0; i < n; i++) {
+        a += (x[i] + off) * w[i];
+    }
+    return a;
+}
+
+/* bias (wrapping add, as TFLite's int32 add wraps in practice), requantize, offset, clamp */
+static inline int8_t finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
+    const int32_t *mult, const int32_t *shift, int32_t oc)
+{
+    if (bias) {
+        acc = mpyml_wrap_add(acc, bias[oc]);
+    }
+    return mpyml_requant(acc, mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
+}
+
+/* 1x1 filter, every input pixel in range: out[pix][oc] = W[oc] . x[pix]. */
+static void conv_1x1(const mpyml_conv_params_t *p, const mpyml_shape4_t *in_s, const int8_t *in,
+    const int8_t *filter, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    const mpyml_shape4_t *out_s, int8_t *out)
+{
+    const int32_t in_c = in_s->c, out_c = out_s->c, off = p->input_offset;
+    const int32_t oc4 = out_c & ~3;
+    int32_t b, oy, ox, oc;
+    for (b = 0; b < out_s->n; b++) {
+        for (oy = 0; oy < out_s->h; oy++) {
+            const int32_t iy = oy * p->stride_h;
+            for (ox = 0; ox < out_s->w; ox++) {
+                const int8_t *x = in + ((b * in_s->h + iy) * in_s->w + ox * p->stride_w) * in_c;
+                for (oc = 0; oc < oc4; oc += 4) {
+                    int32_t acc[4] = {0, 0, 0, 0};
+                    dot4(x, filter + oc * in_c, in_c, in_c, off, acc);
+                    out[oc] = finish(p, acc[0], bias, mult, shift, oc);
+                    out[oc + 1] = finish(p, acc[1], bias, mult, shift, oc + 1);
+                    out[oc + 2] = finish(p, acc[2], bias, mult, shift, oc + 2);
+                    out[oc + 3] = finish(p, acc[3], bias, mult, shift, oc + 3);
+                }
+                for (; oc < out_c; oc++) {
+                    out[oc] = finish(p, dot1(x, filter + oc * in_c, in_c, off), bias, mult, shift, oc);
+                }
+                out += out_c;
+            }
+        }
+    }
+}
+
+/* The clipped window of one output pixel: n_rows x n_runs runs of `run` contiguous elements. */
+typedef struct {
+    const int8_t *x;        /* first valid input element */
+    const int8_t *w;        /* matching element of output channel 0's filter */
+    int32_t n_rows, x_row_step, w_row_step;
+    int32_t n_runs, x_run_step, w_run_step, run;
+} window_t;
+
+static inline void window_dot4(const window_t *win, int32_t w_oc_off, int32_t w_stride, int32_t off,
+    int32_t *acc)
+{
+    int32_t r, k;
+    for (r = 0; r < win->n_rows; r++) {
+        const int8_t *x = win->x + r * win->x_row_step;
+        const int8_t *w = win->w + w_oc_off + r * win->w_row_step;
+        for (k = 0; k < win->n_runs; k++) {
+            dot4(x + k * win->x_run_step, w + k * win->w_run_step, w_stride, win->run, off, acc);
+        }
+    }
+}
+
+static inline int32_t window_dot1(const window_t *win, int32_t w_oc_off, int32_t off)
+{
+    int32_t r, k, acc = 0;
+    for (r = 0; r < win->n_rows; r++) {
+        const int8_t *x = win->x + r * win->x_row_step;
+        const int8_t *w = win->w + w_oc_off + r * win->w_row_step;
+        for (k = 0; k < win->n_runs; k++) {
+            acc += dot1(x + k * win->x_run_step, w + k * win->w_run_step, win->run, off);
+        }
+    }
+    return acc;
+}
+
+void mpyml_conv2d(const mpyml_conv_params_t *p,
+    const mpyml_shape4_t *in_s, const int8_t *in,
+    const mpyml_shape4_t *f_s, const int8_t *filter,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    const mpyml_shape4_t *out_s, int8_t *out)
+{
+    const int32_t in_h = in_s->h, in_w = in_s->w, in_c = in_s->c;
+    const int32_t f_h = f_s->h, f_w = f_s->w;
+    const int32_t out_c = out_s->c, off = p->input_offset;
+    const int32_t oc4 = out_c & ~3;
+    const int32_t f_oc_stride = f_h * f_w * in_c;   /* filter elements per output channel */
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
+    int32_t b, oy, ox, oc;
+    window_t win;
+
+    if (f_h == 1 && f_w == 1 && p->pad_h == 0 && p->pad_w == 0
+        && (out_s->h - 1) * p->stride_h < in_h && (out_s->w - 1) * p->stride_w < in_w) {
+        conv_1x1(p, in_s, in, filter, bias, mult, shift, out_s, out);
+        return;
+    }
+
+    win.x_row_step = dil_h * in_w * in_c;
+    win.w_row_step = f_w * in_c;
+    for (b = 0; b < out_s->n; b++) {
+        const int8_t *in_b = in + b * in_h * in_w * in_c;
+        for (oy = 0; oy < out_s->h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int32_t fy0 = first_tap(iy0, dil_h, f_h);
+            const int32_t fy1 = end_tap(iy0, dil_h, in_h, f_h);
+            const int32_t n_fy = fy1 > fy0 ? fy1 - fy0 : 0;
+            for (ox = 0; ox < out_s->w; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                const int32_t fx0 = first_tap(ix0, dil_w, f_w);
+                const int32_t fx1 = end_tap(ix0, dil_w, in_w, f_w);
+                const int32_t n_fx = fx1 > fx0 ? fx1 - fx0 : 0;
+                if (dil_w == 1) {
+                    /* the valid taps of one filter row are one contiguous run */
+                    win.n_runs = n_fx > 0 ? 1 : 0;
+                    win.run = n_fx * in_c;
+                } else {
+                    win.n_runs = n_fx;
+                    win.run = in_c;
+                }
+                win.x_run_step = dil_w * in_c;
+                win.w_run_step = in_c;
+                if (n_fy > 0 && n_fx > 0) {
+                    win.n_rows = n_fy;
+                    win.x = in_b + ((iy0 + dil_h * fy0) * in_w + ix0 + dil_w * fx0) * in_c;
+                    win.w = filter + (fy0 * f_w + fx0) * in_c;
+                } else {
+                    win.n_rows = 0;     /* no valid tap: acc = 0 (bias only) */
+                    win.x = in_b;
+                    win.w = filter;
+                }
+                for (oc = 0; oc < oc4; oc += 4) {
+                    int32_t acc[4] = {0, 0, 0, 0};
+                    window_dot4(&win, oc * f_oc_stride, f_oc_stride, off, acc);
+                    out[oc] = finish(p, acc[0], bias, mult, shift, oc);
+                    out[oc + 1] = finish(p, acc[1], bias, mult, shift, oc + 1);
+                    out[oc + 2] = finish(p, acc[2], bias, mult, shift, oc + 2);
+                    out[oc + 3] = finish(p, acc[3], bias, mult, shift, oc + 3);
+                }
+                for (; oc < out_c; oc++) {
+                    out[oc] = finish(p, window_dot1(&win, oc * f_oc_stride, off), bias, mult, shift, oc);
+                }
+                out += out_c;
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+/*
+ * ops/depthwise_conv2d.c - DEPTHWISE_CONV_2D, int8 with per-channel requantization.
+ *
+ * Owns mpyml_depthwise_conv2d_ref (a line-by-line port of TFLite Micro's
+ * reference_integer_ops::DepthwiseConvPerChannel) and mpyml_depthwise_conv2d, the optimized entry
+ * point with identical output: the filter window is clipped once per output pixel (no per-tap
+ * bounds test) and four output channels are accumulated together so every tap's address arithmetic
+ * is shared; depth_multiplier 1 (channels contiguous in input, filter and output) and > 1 (one input
+ * value feeds `depth_multiplier` consecutive output channels) have their own inner loops.
+ * The int32 accumulator cannot overflow (the loader bounds KH*KW <= 65536); bias is added with
+ * wraparound, then MultiplyByQuantizedMultiplier, output offset and clamp, exactly as TFLite.
+ */
+#include "ops.h"
+#include "fixedpoint.h"
+
+void mpyml_depthwise_conv2d_ref(const mpyml_conv_params_t *p,
+    const mpyml_shape4_t *in_s, const int8_t *in,
+    const mpyml_shape4_t *f_s, const int8_t *filter,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    const mpyml_shape4_t *out_s, int8_t *out)
+{
+    const int32_t in_h = in_s->h, in_w = in_s->w, in_c = in_s->c;
+    const int32_t f_h = f_s->h, f_w = f_s->w;
+    const int32_t out_h = out_s->h, out_w = out_s->w, out_c = out_s->c;
+    const int32_t dm = p->depth_multiplier;
+    int32_t b, oy, ox, ic, m, fy, fx;
+
+    for (b = 0; b < out_s->n; b++) {
+        for (oy = 0; oy < out_h; oy++) {
+            for (ox = 0; ox < out_w; ox++) {
+                for (ic = 0; ic < in_c; ic++) {
+                    for (m = 0; m < dm; m++) {
+                        const int32_t oc = m + ic * dm;
+                        const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                        const int32_t iy0 = oy * p->stride_h - p->pad_h;
+                        int32_t acc = 0;
+                        for (fy = 0; fy < f_h; fy++) {
+                            for (fx = 0; fx < f_w; fx++) {
+                                const int32_t ix = ix0 + p->dil_w * fx;
+                                const int32_t iy = iy0 + p->dil_h * fy;
+                                if (ix >= 0 && ix < in_w && iy >= 0 && iy < in_h) {
+                                    const int32_t x = in[((b * in_h + iy) * in_w + ix) * in_c + ic];
+                                    const int32_t w = filter[(fy * f_w + fx) * out_c + oc];
+                                    acc += w * (x + p->input_offset);
+                                }
+                            }
+                        }
+                        if (bias) {
+                            acc = mpyml_wrap_add(acc, bias[oc]);
+                        }
+                        out[((b * out_h + oy) * out_w + ox) * out_c + oc] = mpyml_requant(acc,
+                            mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- optimized */
+
+/* First tap index t in [0, n) with 0 <= origin + dil * t, or n if none. A short loop rather
+ * than a division: ARMv6-M has no divide instruction and natmods cannot call libgcc. */
+static int32_t first_tap(int32_t origin, int32_t dil, int32_t n)
+{
+    int32_t t = 0;
+    while (t < n && origin + dil * t < 0) {
+        t++;
+    }
+    return t;
+}
+
+/* One past the last tap index t in [0, n) with origin + dil * t < size (taps are increasing). */
+static int32_t end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
+{
+    int32_t t = n;
+    while (t > 0 && origin + dil * (t - 1) >= size) {
+        t--;
+    }
+    return t;
+}
+
+/* The clipped window of one output pixel. x points at channel 0 of the first valid tap, w at
+ * output channel 0 of the matching filter tap. */
+typedef struct {
+    const int8_t *x, *w;
+    int32_t n_rows, n_cols;
+    int32_t x_row_step, x_col_step;     /* elements between taps in the input */
+    int32_t w_row_step, w_col_step;     /* elements between taps in the filter */
+} window_t;
+
+static inline int8_t finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
+    const int32_t *mult, const int32_t *shift, int32_t oc)
+{
+    if (bias) {
+        acc = mpyml_wrap_add(acc, bias[oc]);
+    }
+    return mpyml_requant(acc, mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
+}
+
+/* Output channels oc..oc+3 of one pixel; the input channel of output channel oc + j is
+ * ic + j * x_inc (x_inc = 1 when depth_multiplier == 1, 0 within one input channel's group). */
+static inline void window_acc4(const window_t *win, int32_t ic, int32_t x_inc, int32_t oc,
+    int32_t off, int8_t *out, const mpyml_conv_params_t *p, const int32_t *bias,
+    const int32_t *mult, const int32_t *shift)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, r, c;
+    for (r = 0; r < win->n_rows; r++) {
+        const int8_t *x = win->x + r * win->x_row_step + ic;
+        const int8_t *w = win->w + r * win->w_row_step + oc;
+        for (c = 0; c < win->n_cols; c++) {
+            a0 += (x[0] + off) * w[0];
+            a1 += (x[x_inc] + off) * w[1];
+            a2 += (x[2 * x_inc] + off) * w[2];
+            a3 += (x[3 * x_inc] + off) * w[3];
+            x += win->x_col_step;
+            w += win->w_col_step;
+        }
+    }
+    out[oc] = finish(p, a0, bias, mult, shift, oc);
+    out[oc + 1] = finish(p, a1, bias, mult, shift, oc + 1);
+    out[oc + 2] = finish(p, a2, bias, mult, shift, oc + 2);
+    out[oc + 3] = finish(p, a3, bias, mult, shift, oc + 3);
+}
+
+static inline void window_acc1(const window_t *win, int32_t ic, int32_t oc, int32_t off,
+    int8_t *out, const mpyml_conv_params_t *p, const int32_t *bias, const int32_t *mult,
+    const int32_t *shift)
+{
+    int32_t a = 0, r, c;
+    for (r = 0; r < win->n_rows; r++) {
+        const int8_t *x = win->x + r * win->x_row_step + ic;
+        const int8_t *w = win->w + r * win->w_row_step + oc;
+        for (c = 0; c < win->n_cols; c++) {
+            a += (x[0] + off) * w[0];
+            x += win->x_col_step;
+            w += win->w_col_step;
+        }
+    }
+    out[oc] = finish(p, a, bias, mult, shift, oc);
+}
+
+void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
+    const mpyml_shape4_t *in_s, const int8_t *in,
+    const mpyml_shape4_t *f_s, const int8_t *filter,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    const mpyml_shape4_t *out_s, int8_t *out)
+{
+    const int32_t in_h = in_s->h, in_w = in_s->w, in_c = in_s->c;
+    const int32_t f_h = f_s->h, f_w = f_s->w;
+    const int32_t out_c = out_s->c, off = p->input_offset;
+    const int32_t dm = p->depth_multiplier;
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
+    int32_t b, oy, ox, ic, m, oc;
+    window_t win;
+
+    win.x_row_step = dil_h * in_w * in_c;
+    win.x_col_step = dil_w * in_c;
+    win.w_row_step = f_w * out_c;
+    win.w_col_step = out_c;
+    for (b = 0; b < out_s->n; b++) {
+        const int8_t *in_b = in + b * in_h * in_w * in_c;
+        for (oy = 0; oy < out_s->h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int32_t fy0 = first_tap(iy0, dil_h, f_h);
+            const int32_t fy1 = end_tap(iy0, dil_h, in_h, f_h);
+            for (ox = 0; ox < out_s->w; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                const int32_t fx0 = first_tap(ix0, dil_w, f_w);
+                const int32_t fx1 = end_tap(ix0, dil_w, in_w, f_w);
+                if (fy1 > fy0 && fx1 > fx0) {
+                    win.n_rows = fy1 - fy0;
+                    win.n_cols = fx1 - fx0;
+                    win.x = in_b + ((iy0 + dil_h * fy0) * in_w + ix0 + dil_w * fx0) * in_c;
+                    win.w = filter + (fy0 * f_w + fx0) * out_c;
+                } else {
+                    win.n_rows = 0;     /* no valid tap: acc = 0 (bias only) */
+                    win.n_cols = 0;
+                    win.x = in_b;
+                    win.w = filter;
+                }
+                if (dm == 1) {
+                    for (oc = 0; oc + 4 <= out_c; oc += 4) {
+                        window_acc4(&win, oc, 1, oc, off, out, p, bias, mult, shift);
+                    }
+                    for (; oc < out_c; oc++) {
+                        window_acc1(&win, oc, oc, off, out, p, bias, mult, shift);
+                    }
+                } else {
+                    for (ic = 0; ic < in_c; ic++) {
+                        for (m = 0; m + 4 <= dm; m += 4) {
+                            window_acc4(&win, ic, 0, ic * dm + m, off, out, p, bias, mult, shift);
+                        }
+                        for (; m < dm; m++) {
+                            window_acc1(&win, ic, ic * dm + m, off, out, p, bias, mult, shift);
+                        }
+                    }
+                }
+                out += out_c;
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+/*
+ * mpyml_natmod.c - the MicroPython native-module binding of the engine core (module mpyml_engine).
+ *
+ * Thin glue only: buffer-protocol arguments in, engine status out. The pure-Python layer
+ * (device/mpyml/__init__.py) turns error tuples into ValueError messages. No globals, no BSS.
+ *
+ *   prepare(model, ctx) -> None | (status, index, detail, line)   validate model; ctx = bytearray(ctx_size())
+ *   invoke(model, arena, ctx) -> None                            run one inference, allocates nothing
+ *   ctx_size() -> int ; version() -> int ; crc32(buf[, crc]) -> int
+ */
+#include "py/dynruntime.h"
+#include "../engine/mpyml_engine.h"
+
+void mpyml_register_pre(void); /* glue_pre.c: preprocessing bindings */
+
+/* The natmod linker has no libc: route the core's (and the compiler's) mem* calls to MicroPython's. */
+void *memset(void *s, int c, size_t n) {
+    return mp_fun_table.memset_(s, c, n);
+}
+
+void *memmove(void *d, const void *s, size_t n) {
+    return mp_fun_table.memmove_(d, s, n);
+}
+
+void *memcpy(void *d, const void *s, size_t n) {
+    return mp_fun_table.memmove_(d, s, n);
+}
+
+static mp_obj_t fn_prepare(mp_obj_t model_in, mp_obj_t ctx_in) {
+    mp_buffer_info_t model, ctx;
+    mp_get_buffer_raise(model_in, &model, MP_BUFFER_READ);
+    mp_get_buffer_raise(ctx_in, &ctx, MP_BUFFER_WRITE);
+    if (ctx.len < sizeof(mpyml_ctx_t)) {
+        mp_raise_ValueError(MP_ERROR_TEXT("ctx buffer too small: use bytearray(mpyml_engine.ctx_size())"));
+    }
+    if (((uintptr_t)ctx.buf & (sizeof(void *) - 1)) != 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("ctx buffer not aligned"));
+    }
+    mpyml_err_t err;
+    int st = mpyml_prepare((mpyml_ctx_t *)ctx.buf, (const uint8_t *)model.buf, model.len, &err);
+    if (st == MPYML_OK) {
+        return mp_const_none;
+    }
+    mp_obj_t items[4] = {
+        mp_obj_new_int(err.status), mp_obj_new_int(err.index), mp_obj_new_int(err.detail), mp_obj_new_int(err.line),
+    };
+    return mp_obj_new_tuple(4, items);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(fn_prepare_obj, fn_prepare);
+
+static mp_obj_t fn_invoke(mp_obj_t model_in, mp_obj_t arena_in, mp_obj_t ctx_in) {
+    mp_buffer_info_t model, arena, ctx;
+    mp_get_buffer_raise(model_in, &model, MP_BUFFER_READ);
+    mp_get_buffer_raise(arena_in, &arena, MP_BUFFER_WRITE);
+    mp_get_buffer_raise(ctx_in, &ctx, MP_BUFFER_READ);
+    if (ctx.len < sizeof(mpyml_ctx_t) || ((uintptr_t)ctx.buf & (sizeof(void *) - 1)) != 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("bad ctx buffer"));
+    }
+    int st = mpyml_invoke((const mpyml_ctx_t *)ctx.buf, (const uint8_t *)model.buf, model.len,
+        (uint8_t *)arena.buf, arena.len);
+    if (st == MPYML_E_CTX) {
+        mp_raise_ValueError(MP_ERROR_TEXT("model buffer was not prepared with this ctx"));
+    } else if (st == MPYML_E_ARENA) {
+        mp_raise_ValueError(MP_ERROR_TEXT("arena smaller than the model's arena_size"));
+    } else if (st != MPYML_OK) {
+        mp_raise_ValueError(MP_ERROR_TEXT("arena not 4-byte aligned"));
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(fn_invoke_obj, fn_invoke);
+
+static mp_obj_t fn_ctx_size(void) {
+    return mp_obj_new_int(sizeof(mpyml_ctx_t));
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(fn_ctx_size_obj, fn_ctx_size);
+
+static mp_obj_t fn_version(void) {
+    return mp_obj_new_int(MPYML_ENGINE_VERSION);
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(fn_version_obj, fn_version);
+
+static mp_obj_t fn_crc32(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t buf;
+    mp_get_buffer_raise(args[0], &buf, MP_BUFFER_READ);
+    uint32_t crc = n_args > 1 ? (uint32_t)mp_obj_get_int_truncated(args[1]) : 0;
+    crc = mpyml_crc32(crc, (const uint8_t *)buf.buf, buf.len);
+    return mp_obj_new_int_from_uint(crc);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_crc32_obj, 1, 2, fn_crc32);
+
+mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
+    MP_DYNRUNTIME_INIT_ENTRY
+
+    mp_store_global(MP_QSTR_prepare, MP_OBJ_FROM_PTR(&fn_prepare_obj));
+    mp_store_global(MP_QSTR_invoke, MP_OBJ_FROM_PTR(&fn_invoke_obj));
+    mp_store_global(MP_QSTR_ctx_size, MP_OBJ_FROM_PTR(&fn_ctx_size_obj));
+    mp_store_global(MP_QSTR_version, MP_OBJ_FROM_PTR(&fn_version_obj));
+    mp_store_global(MP_QSTR_crc32, MP_OBJ_FROM_PTR(&fn_crc32_obj));
+    mpyml_register_pre();
+
+    MP_DYNRUNTIME_INIT_EXIT
+}

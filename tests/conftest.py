@@ -1,0 +1,41 @@
+"""Shared pytest fixtures: paths, ../shared handling (skip locally, fail under CI=true), unix port runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mpyml import paths
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared; skips (or fails under CI=true) when it is absent."""
+    p = paths.SHARED.joinpath(*parts)
+    if not p.exists():
+        msg = f"{p} not found: ../shared (models and data for tests) is only present in CI and dev checkouts"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return shared_path()
+
+
+@pytest.fixture(scope="session")
+def micropython() -> str:
+    return paths.micropython_exe()
+
+
+@pytest.fixture(scope="session")
+def natmod_x64() -> Path:
+    p = paths.natmod_path("x64")
+    if not p.exists():
+        pytest.fail(f"{p} missing: run `make natmods` first (make test does)")
+    return p
