@@ -36,7 +36,7 @@ __all__ = [
     "BenchRow", "EngineResult", "add_commands", "bench_model", "default_models", "format_table", "main",
 ]
 
-DEFAULT_REPEAT = 20
+DEFAULT_REPEAT = 50
 INPUT_SEED = 0
 
 
@@ -91,8 +91,13 @@ def _ratio(a: float | int | None, b: float | int | None) -> float | None:
 
 
 def _err(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+    """One line: the exception's first line, plus the last line when it is multi-line (e.g. the device's
+    traceback after "micropython failed")."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    if len(lines) > 1:
+        text += f" ... {lines[-1]}"
+    return f"{type(e).__name__}: {text}".rstrip(": ")
 
 
 def _random_inputs(details: Sequence[Any]) -> list[np.ndarray]:
@@ -137,14 +142,18 @@ def bench_model(path: Path, repeat: int, engines: Sequence[str | None]) -> Bench
     if layers and all("macs" in layer for layer in layers):
         row.macs = int(sum(int(layer["macs"]) for layer in layers))
 
-    # mpyml on the unix port, one device session per engine.
+    # mpyml on the unix port, per engine: one session for the outputs (a single invoke: repeated invokes
+    # may legitimately overwrite the input buffer, which the arena planner reuses once it is consumed),
+    # one for the timing.
     for engine in engines:
         res = EngineResult(engine=engine)
         try:
-            rr = unix_port.run_model(mpk, inputs, repeat=repeat, engine=engine)
-            res.median_us = None if rr.median_us is None else float(rr.median_us)
+            once = unix_port.run_model(mpk, inputs, repeat=1, engine=engine)
+            if repeat > 1:
+                timed = unix_port.run_model(mpk, inputs, repeat=repeat, engine=engine)
+                res.median_us = None if timed.median_us is None else float(timed.median_us)
             res.time_ratio = _ratio(res.median_us, row.tflm_us)
-            outs = [np.asarray(o).ravel() for o in rr.outputs]
+            outs = [np.asarray(o).ravel() for o in once.outputs]
             res.exact = len(outs) == len(ref) and all(
                 np.array_equal(o, r.ravel()) for o, r in zip(outs, ref, strict=True)
             )
@@ -223,7 +232,7 @@ def format_table(rows: Sequence[BenchRow], engines: Sequence[str | None], repeat
     def line(cells: Sequence[str]) -> str:
         pairs = enumerate(zip(cells, widths, strict=True))
         padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
-        return "  ".join(padded)
+        return "  ".join(padded).rstrip()
 
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(c) for c in body[: len(rows)]]

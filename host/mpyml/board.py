@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -104,7 +103,7 @@ def boot_code(board_dir: Path, raw: bool, arch_override: str | None) -> str:
         " except OSError:",
         "  return",
         " try:",
-        "  exec(open(f).read(), globals())",
+        "  exec(compile(open(f).read(), f, 'exec'), globals())",
         " except BaseException as e:",
         "  sys.print_exception(e)",
         "_mpyml_run('boot.py')",
@@ -549,5 +548,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-_ = errno  # errno kept for callers matching OSError codes

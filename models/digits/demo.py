@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     print("[4/4] time one inference on the device")
     dev_us = device_time_us(mpk, images[0])
     tflm_us = ref.time_invoke_us(TIMING_REPEAT, [images[0]])
+    if dev_us is not None:
+        print(f"      {dev_us:.0f} us per inference on the unix port, {int(1e6 / max(dev_us, 1))} inferences/s")
     print()
 
     n = len(images)

@@ -115,7 +115,7 @@ def _import_tf() -> Any:
 def build_model(tf: Any) -> Any:
     keras = tf.keras
     layers = keras.layers
-    inp = keras.Input((8, 8, 1), name="image")
+    inp = keras.Input((8, 8, 1), batch_size=1, name="image")  # static shapes: RESHAPE, no SHAPE ops
     x = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)  # 8x8x16
     x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)  # 4x4x16
     x = layers.Conv2D(32, 1, activation="relu")(x)  # 4x4x32
