@@ -9,9 +9,9 @@ from pathlib import Path
 
 import flatbuffers
 import numpy as np
-from conftest import shared_path
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from conftest import shared_path
 from mpyml.tflm import TflmRunner
 
 MPYML = [sys.executable, "-m", "mpyml.cli"]

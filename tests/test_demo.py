@@ -13,9 +13,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import mpyml
 import numpy as np
 import pytest
+
+import mpyml
 from mpyml import paths
 from mpyml.tflm import TflmRunner
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import shared_path
-
 from mpyml import pack
 from mpyml.unix_port import run_micropython
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import shared_path
 from mpyml import pack
 from mpyml.mpk import MpkFile
 from mpyml.tflm import TflmRunner
 from mpyml.unix_port import run_batch
-
-from conftest import shared_path
 
 MODELS = [
     ("mlperf_tiny", "ad01_int8.tflite"),

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+
 from conftest import shared_path
 from mpyml.tflm import TflmRunner, capture_fd_output, min_arena_bytes, parse_allocations
 

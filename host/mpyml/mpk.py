@@ -8,7 +8,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .packer import HEADER_FMT, HEADER_SIZE, MAGIC, OP_HDR_FMT, OP_NAMES, S_ARENA, T_INT32, TENSOR_FMT, TENSOR_SIZE
+from .packer import (
+    HEADER_FMT,
+    HEADER_SIZE,
+    MAGIC,
+    OP_HDR_FMT,
+    OP_NAMES,
+    S_ARENA,
+    T_INT32,
+    TENSOR_FMT,
+    TENSOR_SIZE,
+)
 
 HEADER_FIELDS = ("magic", "version", "header_size", "file_size", "crc32", "arena_size", "n_tensors", "n_ops",
                  "n_inputs", "n_outputs", "tensors_offset", "ops_offset", "ops_size", "io_offset",

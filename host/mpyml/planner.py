@@ -8,7 +8,8 @@ does not overlap a live buffer — TFLM's GreedyMemoryPlanner strategy, plus the
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 RESHAPE = 7
 S_ARENA = 0

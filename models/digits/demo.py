@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
 from mpyml.tflm import TflmRunner
 
 HERE = Path(__file__).resolve().parent
@@ -105,7 +106,7 @@ def ascii_digits(images: Sequence[np.ndarray], captions: Sequence[Sequence[str]]
             row.append("".join(_SHADES[min(int(v * len(_SHADES)), len(_SHADES) - 1)] * 2 for v in px))
         lines.append("    " + "   ".join(row))
     for cap in captions:
-        lines.append("    " + "   ".join(c.center(width) for c in cap))
+        lines.append(("    " + "   ".join(c.center(width) for c in cap)).rstrip())
     return "\n".join(lines)
 
 
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     dev_us = device_time_us(mpk, images[0])
     tflm_us = ref.time_invoke_us(TIMING_REPEAT, [images[0]])
     if dev_us is not None:
-        print(f"      {dev_us:.0f} us per inference on the unix port, {int(1e6 / max(dev_us, 1))} inferences/s")
+        rate = int(1e6 / max(dev_us, 1.0))
+        print(f"      {dev_us:.0f} us per inference on the unix port ({rate} inferences/s)")
     print()
 
     n = len(images)

@@ -36,6 +36,10 @@ def _i32_to_i16():
         return _i32_to_i16_py
 
 
+def _noop():
+    pass
+
+
 class Microphone:
     """I2S microphone (machine.I2S RX, mono). rate 16000, 16-bit samples out."""
 
@@ -54,6 +58,11 @@ class Microphone:
         self._w = 0          # chunks completed by the I2S callback (total)
         self._r = 0          # chunks consumed (total)
         self._conv = _i32_to_i16()
+        try:
+            import machine
+            self._idle = machine.idle
+        except (ImportError, AttributeError):
+            self._idle = _noop
         if i2s is None:
             from machine import I2S
             i2s = I2S(id, sck=sck, ws=ws, sd=sd, mode=I2S.RX, bits=bits, format=I2S.MONO, rate=rate,
@@ -104,13 +113,6 @@ class Microphone:
             buf[:] = slot
         self.reads += 1
         return self.chunk
-
-    def _idle(self):
-        try:
-            import machine
-            machine.idle()
-        except (ImportError, AttributeError):
-            pass
 
     def close(self):
         try:

@@ -78,26 +78,6 @@ static int32_t end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
     return t;
 }
 
-/* acc[k] += sum_i (x[i] + off) * w[k * w_stride + i], k = 0..3 */
-static inline void dot4(const int8_t *x, const int8_t *w, int32_t w_stride, int32_t n, int32_t off,
-    int32_t *acc)
-{
-    const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        const int32_t xv = x[i] + off;
-        a0 += xv * w0[i];
-        a1 += xv * w1[i];
-        a2 += xv * w2[i];
-        a3 += xv * w3[i];
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
 static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t off)
 {
     int32_t a = 0, i;
@@ -117,36 +97,6 @@ static inline int8_t finish(const mpyml_conv_params_t *p, int32_t acc, const int
     return mpyml_requant(acc, mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
 }
 
-/* 1x1 filter, every input pixel in range: out[pix][oc] = W[oc] . x[pix]. */
-static void conv_1x1(const mpyml_conv_params_t *p, const mpyml_shape4_t *in_s, const int8_t *in,
-    const int8_t *filter, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-    const mpyml_shape4_t *out_s, int8_t *out)
-{
-    const int32_t in_c = in_s->c, out_c = out_s->c, off = p->input_offset;
-    const int32_t oc4 = out_c & ~3;
-    int32_t b, oy, ox, oc;
-    for (b = 0; b < out_s->n; b++) {
-        for (oy = 0; oy < out_s->h; oy++) {
-            const int32_t iy = oy * p->stride_h;
-            for (ox = 0; ox < out_s->w; ox++) {
-                const int8_t *x = in + ((b * in_s->h + iy) * in_s->w + ox * p->stride_w) * in_c;
-                for (oc = 0; oc < oc4; oc += 4) {
-                    int32_t acc[4] = {0, 0, 0, 0};
-                    dot4(x, filter + oc * in_c, in_c, in_c, off, acc);
-                    out[oc] = finish(p, acc[0], bias, mult, shift, oc);
-                    out[oc + 1] = finish(p, acc[1], bias, mult, shift, oc + 1);
-                    out[oc + 2] = finish(p, acc[2], bias, mult, shift, oc + 2);
-                    out[oc + 3] = finish(p, acc[3], bias, mult, shift, oc + 3);
-                }
-                for (; oc < out_c; oc++) {
-                    out[oc] = finish(p, dot1(x, filter + oc * in_c, in_c, off), bias, mult, shift, oc);
-                }
-                out += out_c;
-            }
-        }
-    }
-}
-
 /* The clipped window of one output pixel: n_rows x n_runs runs of `run` contiguous elements. */
 typedef struct {
     const int8_t *x;        /* first valid input element */
@@ -155,17 +105,30 @@ typedef struct {
     int32_t n_runs, x_run_step, w_run_step, run;
 } window_t;
 
+/* acc[k] = sum over the window of (x + off) * w_k, for the 4 output channels whose filters start
+ * w_oc_off + k * w_stride elements after win->w: one input load feeds four multiply-adds. */
 static inline void window_dot4(const window_t *win, int32_t w_oc_off, int32_t w_stride, int32_t off,
     int32_t *acc)
 {
-    int32_t r, k;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, r, k, i;
     for (r = 0; r < win->n_rows; r++) {
-        const int8_t *x = win->x + r * win->x_row_step;
-        const int8_t *w = win->w + w_oc_off + r * win->w_row_step;
         for (k = 0; k < win->n_runs; k++) {
-            dot4(x + k * win->x_run_step, w + k * win->w_run_step, w_stride, win->run, off, acc);
+            const int8_t *x = win->x + r * win->x_row_step + k * win->x_run_step;
+            const int8_t *w0 = win->w + w_oc_off + r * win->w_row_step + k * win->w_run_step;
+            const int8_t *w1 = w0 + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+            for (i = 0; i < win->run; i++) {
+                const int32_t xv = x[i] + off;
+                a0 += xv * w0[i];
+                a1 += xv * w1[i];
+                a2 += xv * w2[i];
+                a3 += xv * w3[i];
+            }
         }
     }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
 }
 
 static inline int32_t window_dot1(const window_t *win, int32_t w_oc_off, int32_t off)
@@ -181,6 +144,49 @@ static inline int32_t window_dot1(const window_t *win, int32_t w_oc_off, int32_t
     return acc;
 }
 
+/* Requantize the 4 (or 1) accumulators of output channels oc.. into out[oc..]. */
+static inline void store4(const mpyml_conv_params_t *p, const int32_t *acc, const int32_t *bias,
+    const int32_t *mult, const int32_t *shift, int32_t oc, int8_t *out)
+{
+    out[oc] = finish(p, acc[0], bias, mult, shift, oc);
+    out[oc + 1] = finish(p, acc[1], bias, mult, shift, oc + 1);
+    out[oc + 2] = finish(p, acc[2], bias, mult, shift, oc + 2);
+    out[oc + 3] = finish(p, acc[3], bias, mult, shift, oc + 3);
+}
+
+/* 1x1 filter, every input pixel in range: out[pix][oc] = W[oc] . (x[pix] + off), a plain GEMM. */
+static void conv_1x1(const mpyml_conv_params_t *p, const mpyml_shape4_t *in_s, const int8_t *in,
+    const int8_t *filter, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    const mpyml_shape4_t *out_s, int8_t *out)
+{
+    const int32_t in_c = in_s->c, out_c = out_s->c, off = p->input_offset;
+    const int32_t oc4 = out_c & ~3;
+    int32_t b, oy, ox, oc;
+    int32_t acc[4];
+    window_t win;
+    win.w = filter;
+    win.n_rows = 1;
+    win.n_runs = 1;
+    win.run = in_c;
+    win.x_row_step = win.w_row_step = win.x_run_step = win.w_run_step = 0;
+    for (b = 0; b < out_s->n; b++) {
+        for (oy = 0; oy < out_s->h; oy++) {
+            const int32_t iy = oy * p->stride_h;
+            for (ox = 0; ox < out_s->w; ox++) {
+                win.x = in + ((b * in_s->h + iy) * in_s->w + ox * p->stride_w) * in_c;
+                for (oc = 0; oc < oc4; oc += 4) {
+                    window_dot4(&win, oc * in_c, in_c, off, acc);
+                    store4(p, acc, bias, mult, shift, oc, out);
+                }
+                for (; oc < out_c; oc++) {
+                    out[oc] = finish(p, dot1(win.x, filter + oc * in_c, in_c, off), bias, mult, shift, oc);
+                }
+                out += out_c;
+            }
+        }
+    }
+}
+
 void mpyml_conv2d(const mpyml_conv_params_t *p,
     const mpyml_shape4_t *in_s, const int8_t *in,
     const mpyml_shape4_t *f_s, const int8_t *filter,
@@ -194,6 +200,7 @@ void mpyml_conv2d(const mpyml_conv_params_t *p,
     const int32_t f_oc_stride = f_h * f_w * in_c;   /* filter elements per output channel */
     const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
     int32_t b, oy, ox, oc;
+    int32_t acc[4];
     window_t win;
 
     if (f_h == 1 && f_w == 1 && p->pad_h == 0 && p->pad_w == 0
@@ -236,12 +243,8 @@ void mpyml_conv2d(const mpyml_conv_params_t *p,
                     win.w = filter;
                 }
                 for (oc = 0; oc < oc4; oc += 4) {
-                    int32_t acc[4] = {0, 0, 0, 0};
                     window_dot4(&win, oc * f_oc_stride, f_oc_stride, off, acc);
-                    out[oc] = finish(p, acc[0], bias, mult, shift, oc);
-                    out[oc + 1] = finish(p, acc[1], bias, mult, shift, oc + 1);
-                    out[oc + 2] = finish(p, acc[2], bias, mult, shift, oc + 2);
-                    out[oc + 3] = finish(p, acc[3], bias, mult, shift, oc + 3);
+                    store4(p, acc, bias, mult, shift, oc, out);
                 }
                 for (; oc < out_c; oc++) {
                     out[oc] = finish(p, window_dot1(&win, oc * f_oc_stride, off), bias, mult, shift, oc);
