@@ -11,6 +11,9 @@ from mpyml import paths
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# tests/device/ holds plain MicroPython files (run under the unix port by the tests here), not pytest modules
+collect_ignore_glob = ["device/*"]
+
 
 def shared_path(*parts: str) -> Path:
     """A file under ../shared; skips (or fails under CI=true) when it is absent."""

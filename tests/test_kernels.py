@@ -15,6 +15,7 @@ import ctypes
 import os
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 
 import tflite_build as tb
-from mpyml import quantize
+from mpyml import paths, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS_DIR = ROOT / "native_modules" / "engine" / "ops"
@@ -40,8 +41,8 @@ N_RANDOM = {
     "CONV_2D": 300,
     "DEPTHWISE_CONV_2D": 300,
     "FULLY_CONNECTED": 300,
-    "AVERAGE_POOL_2D": 200,
-    "MAX_POOL_2D": 200,
+    "AVERAGE_POOL_2D": 300,
+    "MAX_POOL_2D": 300,
     "ADD": 300,
     "SOFTMAX": 300,
 }
@@ -347,6 +348,95 @@ def test_dilation_and_empty_windows(libs: dict[str, ctypes.CDLL]) -> None:
             _check_case(m, libs, rng, f"depthwise dm={oc} k={kernel} d={dil} s={stride}")
         m = tb.fully_connected_model(rng, (3, 11), oc, "NONE", per_channel=bool(oc % 2))
         _check_case(m, libs, rng, f"fc units={oc}")
+
+
+# ------------------------------------------------------------------ memory safety (AddressSanitizer)
+
+def asan_child(lib_path: str, n_per_op: int, models: list[str]) -> None:
+    """Run in a subprocess with libasan preloaded: every kernel on random ops (and on the ops of the
+    given real models), each operand in its own exact-size heap block, so any read or write outside
+    an operand hits an ASan redzone. Also checks that all kernels of an op agree."""
+    lib = ctypes.CDLL(lib_path)
+    k = Kernels(lib)
+    rng = np.random.default_rng(99)
+    cases: list[tuple[bytes, str]] = []
+    for op in N_RANDOM:
+        for i in range(n_per_op):
+            model, kwargs = tb.random_case(op, rng)
+            cases.append((model, f"{op} case {i} {kwargs}"))
+    for path in models:
+        model = Path(path).read_bytes()
+        for j, op in enumerate(tb.op_names(model)):
+            if op != "RESHAPE":
+                cases.append((tb.extract_op_model(model, j), f"{path} op {j} ({op})"))
+    for model, what in cases:
+        info = tb.read_op(model)
+        inputs = [np.array(x, copy=True) for x in _inputs_for(info, rng)]
+        outs = list(k.run(info, inputs).items())
+        for fn, y in outs[1:]:
+            assert np.array_equal(y, outs[0][1]), f"{fn} != {outs[0][0]} for {what}"
+    print(f"ASAN-CHILD-OK {len(cases)}")
+
+
+def test_kernels_asan(tmp_path: Path) -> None:
+    """No kernel reads or writes outside its operands (AddressSanitizer + UBSan, in a subprocess)."""
+    r = subprocess.run([CC, "-print-file-name=libasan.so"], capture_output=True, text=True)
+    libasan = r.stdout.strip()
+    if r.returncode != 0 or not os.path.isabs(libasan) or not os.path.exists(libasan):
+        pytest.skip("libasan not available for this compiler")
+    lib = tmp_path / "libops_asan.so"
+    _compile(lib, ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                   "-fno-sanitize-recover=all"], OPS_SRC)
+    models = [str(paths.SHARED / "models" / m) for m in SHARED_MODELS if (paths.SHARED / "models" / m).exists()]
+    code = ("import sys; sys.path[:0] = {!r}; import test_kernels; test_kernels.asan_child({!r}, 60, {!r})"
+            .format([str(Path(__file__).parent), str(ROOT / "host")], str(lib), models))
+    env = dict(os.environ, LD_PRELOAD=libasan, ASAN_OPTIONS="detect_leaks=0", PYTHONMALLOC="malloc")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    report = f"rc={r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-6000:]}"
+    assert r.returncode == 0 and "ASAN-CHILD-OK" in r.stdout, report
+
+
+# ------------------------------------------------------------------ the model builder itself
+
+@pytest.mark.parametrize("op", tb.OPS)
+def test_builder_models_run_in_tflm(op: str) -> None:
+    """Every random model the builder makes is accepted by tflite-micro and produces the declared
+    output shape; RESHAPE copies; read_op / extract_op_model round-trip the operator."""
+    rng = np.random.default_rng(5 + tb.OPS.index(op))
+    for _ in range(25):
+        model, kwargs = tb.random_case(op, rng)
+        info = tb.read_op(model)
+        assert info.op == op
+        inputs = _inputs_for(info, rng)
+        out = tb.run_tflm(model, inputs)[0]
+        assert out.dtype == np.int8 and tuple(out.shape) == info.outputs[0].shape, kwargs
+        if op == "RESHAPE":
+            assert np.array_equal(out.reshape(-1), inputs[0].reshape(-1))
+        again = tb.read_op(tb.extract_op_model(model, 0))
+        assert again.op == op and again.options.keys() == info.options.keys()
+        for key, value in info.options.items():
+            assert np.array_equal(np.asarray(again.options[key]), np.asarray(value)), key
+        for t1, t2 in zip(info.inputs, again.inputs, strict=True):
+            assert (t1 is None) == (t2 is None)
+            if t1 is not None and t2 is not None:
+                assert (t1.shape, t1.scales, t1.zero_points, t1.qdim) == (t2.shape, t2.scales, t2.zero_points, t2.qdim)
+                assert (t1.data is None and t2.data is None) or np.array_equal(t1.data, t2.data)
+
+
+def test_output_size_and_padding() -> None:
+    """TFLite's SAME / VALID output sizes and leading padding, against their definitions."""
+    for size in range(1, 14):
+        for k in range(1, 6):
+            for stride in range(1, 4):
+                for dil in range(1, 4):
+                    eff = (k - 1) * dil + 1
+                    same = tb.conv_output_size("SAME", size, k, stride, dil)
+                    assert same == -(-size // stride)
+                    total = max((same - 1) * stride + eff - size, 0)
+                    assert tb.conv_padding("SAME", size, k, stride, dil) == total // 2
+                    if eff <= size:
+                        assert tb.conv_output_size("VALID", size, k, stride, dil) == -(-(size - eff + 1) // stride)
+                        assert tb.conv_padding("VALID", size, k, stride, dil) == 0
 
 
 # ------------------------------------------------------------------ fixed-point primitives

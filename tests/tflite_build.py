@@ -11,7 +11,8 @@ input_scale * filter_scale as the converter writes them). Output shapes follow T
                            SAME/VALID, dilation, every fused activation, per-tensor and per-channel,
                            occasional multipliers > 1 and < 2^-31, broadcast shapes...)
     extract_op_model       a one-op model cut out of a real model (same tensors, weights, options)
-    read_op                the single op of a model, as plain Python data (what kernels need)
+    read_op, op_names      an op of a model as plain Python data (what kernels need); the op names
+    conv_output_size, conv_padding   TFLite's SAME / VALID output size and leading padding
     run_tflm               run a model in the tflite-micro interpreter (reference kernels)
 
 Only tflite_micro, flatbuffers and numpy are imported (no TensorFlow: it is slow to import).
@@ -38,6 +39,7 @@ __all__ = [
     "depthwise_model",
     "extract_op_model",
     "fully_connected_model",
+    "op_names",
     "pool_model",
     "random_case",
     "read_op",

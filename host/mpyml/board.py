@@ -134,6 +134,10 @@ class Relay:
         self.last_out_cr = False
         self.stop = False
         self.resets = 0
+        # exit when this process ends (tests: a killed test run leaves no board behind)
+        watch = os.environ.get("MPYML_BOARD_WATCH_PID")
+        self.watch_pid = int(watch) if watch else None
+        self.next_watch = 0.0
 
     # -- interpreter
     def _spawn(self, raw: bool) -> None:
@@ -270,6 +274,9 @@ class Relay:
         signal.signal(signal.SIGTERM, _term)
         signal.signal(signal.SIGINT, _term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        wake_r, wake_w = os.pipe()      # a signal wakes select() at once (fast `board stop`)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
         self._spawn(raw=False)
         state = {"pid": os.getpid(), "tty": tty_path, "dir": str(self.board_dir), "heapsize": self.heapsize,
                  "arch_override": self.arch_override, "micropython": paths.micropython_exe(),
@@ -280,10 +287,13 @@ class Relay:
         print(f"virtual board on {tty_path} (fs {self.board_dir})", flush=True)
         try:
             while not self.stop:
-                fds = [self.hfd] + ([self.cfd] if self.cfd >= 0 else [])
+                fds = [self.hfd, wake_r] + ([self.cfd] if self.cfd >= 0 else [])
                 try:
-                    r, _, _ = select.select(fds, [], [], 0.2)
+                    r, _, _ = select.select(fds, [], [], 0.5)
                 except InterruptedError:
+                    continue
+                if wake_r in r:
+                    os.read(wake_r, 512)
                     continue
                 if self.cfd in r:
                     try:
@@ -313,6 +323,13 @@ class Relay:
                                 break
                             self._from_child(d)
                     self._child_gone()
+                if self.watch_pid and time.monotonic() > self.next_watch:
+                    self.next_watch = time.monotonic() + 1.0
+                    try:
+                        os.kill(self.watch_pid, 0)
+                    except ProcessLookupError:
+                        print(f"watched process {self.watch_pid} is gone: stopping", flush=True)
+                        break
                 if self.restarting and time.monotonic() > self.restart_deadline:
                     print("interpreter restart timed out", flush=True)
                     self.restarting = None
@@ -323,6 +340,9 @@ class Relay:
                     (self.rundir / name).unlink()
             os.close(self.hfd)
             os.close(hslave)
+            signal.set_wakeup_fd(-1)
+            os.close(wake_r)
+            os.close(wake_w)
         return 0
 
     def _child_gone(self) -> None:
@@ -343,12 +363,21 @@ class BoardState:
 
     @property
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        return pid_alive(self.pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if the process runs (a zombie, exited but not yet reaped by init, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 

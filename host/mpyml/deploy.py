@@ -375,6 +375,7 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
         if not args.no_engine:
             choice = choose_engine(info, arch, pkg_names)
             result.engine = choice.kind
+            notes += [f"engine candidate {t}" for t in choice.tried if "unusable" in t]
             if choice.kind == "none":
                 raise NoEngine(no_engine_message(info, arch, choice))
             if choice.path is not None:

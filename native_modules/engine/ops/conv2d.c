@@ -59,7 +59,7 @@ void mpyml_conv2d_ref(const mpyml_conv_params_t *p,
 
 /* First tap index t in [0, n) with 0 <= origin + dil * t, or n if none. A short loop rather
  * than a division: ARMv6-M has no divide instruction and natmods cannot call libgcc. */
-static int32_t first_tap(int32_t origin, int32_t dil, int32_t n)
+static int32_t conv_first_tap(int32_t origin, int32_t dil, int32_t n)
 {
     int32_t t = 0;
     while (t < n && origin + dil * t < 0) {
@@ -69,7 +69,7 @@ static int32_t first_tap(int32_t origin, int32_t dil, int32_t n)
 }
 
 /* One past the last tap index t in [0, n) with origin + dil * t < size (taps are increasing). */
-static int32_t end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
+static int32_t conv_end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
 {
     int32_t t = n;
     while (t > 0 && origin + dil * (t - 1) >= size) {
@@ -78,7 +78,7 @@ static int32_t end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
     return t;
 }
 
-static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t off)
+static inline int32_t conv_dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t off)
 {
     int32_t a = 0, i;
     for (i = 0; i < n; i++) {
@@ -88,7 +88,7 @@ static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t 
 }
 
 /* bias (wrapping add, as TFLite's int32 add wraps in practice), requantize, offset, clamp */
-static inline int8_t finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
+static inline int8_t conv_finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int32_t oc)
 {
     if (bias) {
@@ -103,12 +103,12 @@ typedef struct {
     const int8_t *w;        /* matching element of output channel 0's filter */
     int32_t n_rows, x_row_step, w_row_step;
     int32_t n_runs, x_run_step, w_run_step, run;
-} window_t;
+} conv_window_t;
 
 /* acc[k] = sum over the window of (x + off) * w_k, for the 4 output channels whose filters start
  * w_oc_off + k * w_stride elements after win->w: one input load feeds four multiply-adds. */
-static inline void window_dot4(const window_t *win, int32_t w_oc_off, int32_t w_stride, int32_t off,
-    int32_t *acc)
+static inline void conv_window_dot4(const conv_window_t *win, int32_t w_oc_off, int32_t w_stride,
+    int32_t off, int32_t *acc)
 {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, r, k, i;
     for (r = 0; r < win->n_rows; r++) {
@@ -131,27 +131,27 @@ static inline void window_dot4(const window_t *win, int32_t w_oc_off, int32_t w_
     acc[3] = a3;
 }
 
-static inline int32_t window_dot1(const window_t *win, int32_t w_oc_off, int32_t off)
+static inline int32_t conv_window_dot1(const conv_window_t *win, int32_t w_oc_off, int32_t off)
 {
     int32_t r, k, acc = 0;
     for (r = 0; r < win->n_rows; r++) {
         const int8_t *x = win->x + r * win->x_row_step;
         const int8_t *w = win->w + w_oc_off + r * win->w_row_step;
         for (k = 0; k < win->n_runs; k++) {
-            acc += dot1(x + k * win->x_run_step, w + k * win->w_run_step, win->run, off);
+            acc += conv_dot1(x + k * win->x_run_step, w + k * win->w_run_step, win->run, off);
         }
     }
     return acc;
 }
 
-/* Requantize the 4 (or 1) accumulators of output channels oc.. into out[oc..]. */
-static inline void store4(const mpyml_conv_params_t *p, const int32_t *acc, const int32_t *bias,
+/* Requantize the accumulators of output channels oc..oc+3 into out[oc..oc+3]. */
+static inline void conv_store4(const mpyml_conv_params_t *p, const int32_t *acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int32_t oc, int8_t *out)
 {
-    out[oc] = finish(p, acc[0], bias, mult, shift, oc);
-    out[oc + 1] = finish(p, acc[1], bias, mult, shift, oc + 1);
-    out[oc + 2] = finish(p, acc[2], bias, mult, shift, oc + 2);
-    out[oc + 3] = finish(p, acc[3], bias, mult, shift, oc + 3);
+    out[oc] = conv_finish(p, acc[0], bias, mult, shift, oc);
+    out[oc + 1] = conv_finish(p, acc[1], bias, mult, shift, oc + 1);
+    out[oc + 2] = conv_finish(p, acc[2], bias, mult, shift, oc + 2);
+    out[oc + 3] = conv_finish(p, acc[3], bias, mult, shift, oc + 3);
 }
 
 /* 1x1 filter, every input pixel in range: out[pix][oc] = W[oc] . (x[pix] + off), a plain GEMM. */
@@ -163,7 +163,7 @@ static void conv_1x1(const mpyml_conv_params_t *p, const mpyml_shape4_t *in_s, c
     const int32_t oc4 = out_c & ~3;
     int32_t b, oy, ox, oc;
     int32_t acc[4];
-    window_t win;
+    conv_window_t win;
     win.w = filter;
     win.n_rows = 1;
     win.n_runs = 1;
@@ -175,11 +175,12 @@ static void conv_1x1(const mpyml_conv_params_t *p, const mpyml_shape4_t *in_s, c
             for (ox = 0; ox < out_s->w; ox++) {
                 win.x = in + ((b * in_s->h + iy) * in_s->w + ox * p->stride_w) * in_c;
                 for (oc = 0; oc < oc4; oc += 4) {
-                    window_dot4(&win, oc * in_c, in_c, off, acc);
-                    store4(p, acc, bias, mult, shift, oc, out);
+                    conv_window_dot4(&win, oc * in_c, in_c, off, acc);
+                    conv_store4(p, acc, bias, mult, shift, oc, out);
                 }
                 for (; oc < out_c; oc++) {
-                    out[oc] = finish(p, dot1(win.x, filter + oc * in_c, in_c, off), bias, mult, shift, oc);
+                    const int32_t acc1 = conv_dot1(win.x, filter + oc * in_c, in_c, off);
+                    out[oc] = conv_finish(p, acc1, bias, mult, shift, oc);
                 }
                 out += out_c;
             }
@@ -201,7 +202,7 @@ void mpyml_conv2d(const mpyml_conv_params_t *p,
     const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
     int32_t b, oy, ox, oc;
     int32_t acc[4];
-    window_t win;
+    conv_window_t win;
 
     if (f_h == 1 && f_w == 1 && p->pad_h == 0 && p->pad_w == 0
         && (out_s->h - 1) * p->stride_h < in_h && (out_s->w - 1) * p->stride_w < in_w) {
@@ -215,13 +216,13 @@ void mpyml_conv2d(const mpyml_conv_params_t *p,
         const int8_t *in_b = in + b * in_h * in_w * in_c;
         for (oy = 0; oy < out_s->h; oy++) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int32_t fy0 = first_tap(iy0, dil_h, f_h);
-            const int32_t fy1 = end_tap(iy0, dil_h, in_h, f_h);
+            const int32_t fy0 = conv_first_tap(iy0, dil_h, f_h);
+            const int32_t fy1 = conv_end_tap(iy0, dil_h, in_h, f_h);
             const int32_t n_fy = fy1 > fy0 ? fy1 - fy0 : 0;
             for (ox = 0; ox < out_s->w; ox++) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                const int32_t fx0 = first_tap(ix0, dil_w, f_w);
-                const int32_t fx1 = end_tap(ix0, dil_w, in_w, f_w);
+                const int32_t fx0 = conv_first_tap(ix0, dil_w, f_w);
+                const int32_t fx1 = conv_end_tap(ix0, dil_w, in_w, f_w);
                 const int32_t n_fx = fx1 > fx0 ? fx1 - fx0 : 0;
                 if (dil_w == 1) {
                     /* the valid taps of one filter row are one contiguous run */
@@ -243,11 +244,12 @@ void mpyml_conv2d(const mpyml_conv_params_t *p,
                     win.w = filter;
                 }
                 for (oc = 0; oc < oc4; oc += 4) {
-                    window_dot4(&win, oc * f_oc_stride, f_oc_stride, off, acc);
-                    store4(p, acc, bias, mult, shift, oc, out);
+                    conv_window_dot4(&win, oc * f_oc_stride, f_oc_stride, off, acc);
+                    conv_store4(p, acc, bias, mult, shift, oc, out);
                 }
                 for (; oc < out_c; oc++) {
-                    out[oc] = finish(p, window_dot1(&win, oc * f_oc_stride, off), bias, mult, shift, oc);
+                    const int32_t acc1 = conv_window_dot1(&win, oc * f_oc_stride, off);
+                    out[oc] = conv_finish(p, acc1, bias, mult, shift, oc);
                 }
                 out += out_c;
             }

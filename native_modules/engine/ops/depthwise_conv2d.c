@@ -61,7 +61,7 @@ void mpyml_depthwise_conv2d_ref(const mpyml_conv_params_t *p,
 
 /* First tap index t in [0, n) with 0 <= origin + dil * t, or n if none. A short loop rather
  * than a division: ARMv6-M has no divide instruction and natmods cannot call libgcc. */
-static int32_t first_tap(int32_t origin, int32_t dil, int32_t n)
+static int32_t dw_first_tap(int32_t origin, int32_t dil, int32_t n)
 {
     int32_t t = 0;
     while (t < n && origin + dil * t < 0) {
@@ -71,7 +71,7 @@ static int32_t first_tap(int32_t origin, int32_t dil, int32_t n)
 }
 
 /* One past the last tap index t in [0, n) with origin + dil * t < size (taps are increasing). */
-static int32_t end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
+static int32_t dw_end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
 {
     int32_t t = n;
     while (t > 0 && origin + dil * (t - 1) >= size) {
@@ -87,9 +87,9 @@ typedef struct {
     int32_t n_rows, n_cols;
     int32_t x_row_step, x_col_step;     /* elements between taps in the input */
     int32_t w_row_step, w_col_step;     /* elements between taps in the filter */
-} window_t;
+} dw_window_t;
 
-static inline int8_t finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
+static inline int8_t dw_finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int32_t oc)
 {
     if (bias) {
@@ -100,7 +100,7 @@ static inline int8_t finish(const mpyml_conv_params_t *p, int32_t acc, const int
 
 /* Output channels oc..oc+3 of one pixel; the input channel of output channel oc + j is
  * ic + j * x_inc (x_inc = 1 when depth_multiplier == 1, 0 within one input channel's group). */
-static inline void window_acc4(const window_t *win, int32_t ic, int32_t x_inc, int32_t oc,
+static inline void dw_window_acc4(const dw_window_t *win, int32_t ic, int32_t x_inc, int32_t oc,
     int32_t off, int8_t *out, const mpyml_conv_params_t *p, const int32_t *bias,
     const int32_t *mult, const int32_t *shift)
 {
@@ -117,13 +117,13 @@ static inline void window_acc4(const window_t *win, int32_t ic, int32_t x_inc, i
             w += win->w_col_step;
         }
     }
-    out[oc] = finish(p, a0, bias, mult, shift, oc);
-    out[oc + 1] = finish(p, a1, bias, mult, shift, oc + 1);
-    out[oc + 2] = finish(p, a2, bias, mult, shift, oc + 2);
-    out[oc + 3] = finish(p, a3, bias, mult, shift, oc + 3);
+    out[oc] = dw_finish(p, a0, bias, mult, shift, oc);
+    out[oc + 1] = dw_finish(p, a1, bias, mult, shift, oc + 1);
+    out[oc + 2] = dw_finish(p, a2, bias, mult, shift, oc + 2);
+    out[oc + 3] = dw_finish(p, a3, bias, mult, shift, oc + 3);
 }
 
-static inline void window_acc1(const window_t *win, int32_t ic, int32_t oc, int32_t off,
+static inline void dw_window_acc1(const dw_window_t *win, int32_t ic, int32_t oc, int32_t off,
     int8_t *out, const mpyml_conv_params_t *p, const int32_t *bias, const int32_t *mult,
     const int32_t *shift)
 {
@@ -137,7 +137,7 @@ static inline void window_acc1(const window_t *win, int32_t ic, int32_t oc, int3
             w += win->w_col_step;
         }
     }
-    out[oc] = finish(p, a, bias, mult, shift, oc);
+    out[oc] = dw_finish(p, a, bias, mult, shift, oc);
 }
 
 void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
@@ -152,7 +152,7 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
     const int32_t dm = p->depth_multiplier;
     const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
     int32_t b, oy, ox, ic, m, oc;
-    window_t win;
+    dw_window_t win;
 
     win.x_row_step = dil_h * in_w * in_c;
     win.x_col_step = dil_w * in_c;
@@ -162,12 +162,12 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
         const int8_t *in_b = in + b * in_h * in_w * in_c;
         for (oy = 0; oy < out_s->h; oy++) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int32_t fy0 = first_tap(iy0, dil_h, f_h);
-            const int32_t fy1 = end_tap(iy0, dil_h, in_h, f_h);
+            const int32_t fy0 = dw_first_tap(iy0, dil_h, f_h);
+            const int32_t fy1 = dw_end_tap(iy0, dil_h, in_h, f_h);
             for (ox = 0; ox < out_s->w; ox++) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                const int32_t fx0 = first_tap(ix0, dil_w, f_w);
-                const int32_t fx1 = end_tap(ix0, dil_w, in_w, f_w);
+                const int32_t fx0 = dw_first_tap(ix0, dil_w, f_w);
+                const int32_t fx1 = dw_end_tap(ix0, dil_w, in_w, f_w);
                 if (fy1 > fy0 && fx1 > fx0) {
                     win.n_rows = fy1 - fy0;
                     win.n_cols = fx1 - fx0;
@@ -181,18 +181,18 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
                 }
                 if (dm == 1) {
                     for (oc = 0; oc + 4 <= out_c; oc += 4) {
-                        window_acc4(&win, oc, 1, oc, off, out, p, bias, mult, shift);
+                        dw_window_acc4(&win, oc, 1, oc, off, out, p, bias, mult, shift);
                     }
                     for (; oc < out_c; oc++) {
-                        window_acc1(&win, oc, oc, off, out, p, bias, mult, shift);
+                        dw_window_acc1(&win, oc, oc, off, out, p, bias, mult, shift);
                     }
                 } else {
                     for (ic = 0; ic < in_c; ic++) {
                         for (m = 0; m + 4 <= dm; m += 4) {
-                            window_acc4(&win, ic, 0, ic * dm + m, off, out, p, bias, mult, shift);
+                            dw_window_acc4(&win, ic, 0, ic * dm + m, off, out, p, bias, mult, shift);
                         }
                         for (; m < dm; m++) {
-                            window_acc1(&win, ic, ic * dm + m, off, out, p, bias, mult, shift);
+                            dw_window_acc1(&win, ic, ic * dm + m, off, out, p, bias, mult, shift);
                         }
                     }
                 }

@@ -31,7 +31,8 @@
 #define MPYML_INT32_MIN (-2147483647 - 1)
 #define MPYML_INT32_MAX 2147483647
 
-/* a + b and a * b with two's complement wraparound (no UB). */
+/* a + b and a << sh (sh 0..31) with two's complement wraparound, as TFLite's int32 arithmetic
+ * behaves in practice, without signed-overflow UB. */
 static inline int32_t mpyml_wrap_add(int32_t a, int32_t b)
 {
     return (int32_t)((uint32_t)a + (uint32_t)b);
@@ -48,7 +49,7 @@ static inline int32_t mpyml_clamp(int32_t x, int32_t lo, int32_t hi)
 }
 
 /*
- * SaturatingRoundingDoublingHighMul: round(a * b / 2^31) with ties rounded away from zero,
+ * SaturatingRoundingDoublingHighMul: a * b / 2^31 rounded to nearest, ties toward +infinity,
  * saturating INT32_MIN * INT32_MIN to INT32_MAX. gemmlowp computes
  * (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 with truncating division; for every 64-bit ab that equals
  * floor((ab + 2^30) / 2^31), i.e. an arithmetic shift, which needs no division.
@@ -183,20 +184,32 @@ static inline int32_t mpyml_fp_exp_quarter(int32_t a)
 /* gemmlowp exp_on_negative_values for FixedPoint<int32, 5> input (Q5.26), Q0.31 result. */
 static inline int32_t mpyml_fp_exp_neg_q5(int32_t a)
 {
-    static const int32_t mult[7] = {
-        1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242,
-    };
     const int32_t one_quarter = 1 << 24;
     const int32_t mask = one_quarter - 1;
     const int32_t a_mod_quarter_minus_one_quarter = (a & mask) - one_quarter;
     int32_t result = mpyml_fp_exp_quarter(mpyml_fp_sat_shl(a_mod_quarter_minus_one_quarter, 5));
     const int32_t remainder = (int32_t)((uint32_t)a_mod_quarter_minus_one_quarter - (uint32_t)a);
-    int i;
-    for (i = 0; i < 7; i++) {
-        /* exponents -2..4, shift amounts 26 + exponent = 24..30 */
-        if (remainder & ((int32_t)1 << (24 + i))) {
-            result = mpyml_srdhm(result, mult[i]);
-        }
+    /* barrel shifter: bit 26 + e of the remainder set -> multiply by exp(-2^e), e = -2..4 */
+    if (remainder & (1 << 24)) {
+        result = mpyml_srdhm(result, 1672461947);
+    }
+    if (remainder & (1 << 25)) {
+        result = mpyml_srdhm(result, 1302514674);
+    }
+    if (remainder & (1 << 26)) {
+        result = mpyml_srdhm(result, 790015084);
+    }
+    if (remainder & (1 << 27)) {
+        result = mpyml_srdhm(result, 290630308);
+    }
+    if (remainder & (1 << 28)) {
+        result = mpyml_srdhm(result, 39332535);
+    }
+    if (remainder & (1 << 29)) {
+        result = mpyml_srdhm(result, 720401);
+    }
+    if (remainder & (1 << 30)) {
+        result = mpyml_srdhm(result, 242);
     }
     if (a == 0) {
         result = MPYML_INT32_MAX;

@@ -36,7 +36,7 @@ void mpyml_fully_connected_ref(const mpyml_fc_params_t *p, int32_t batches, int3
 
 /* ---------------------------------------------------------------- optimized */
 
-static inline int8_t finish(const mpyml_fc_params_t *p, int32_t acc, const int32_t *bias,
+static inline int8_t fc_finish(const mpyml_fc_params_t *p, int32_t acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int per_channel, int32_t oc)
 {
     const int32_t q = per_channel ? oc : 0;
@@ -65,10 +65,10 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
                 a2 += xv * w2[d];
                 a3 += xv * w3[d];
             }
-            out[oc] = finish(p, a0, bias, mult, shift, per_channel, oc);
-            out[oc + 1] = finish(p, a1, bias, mult, shift, per_channel, oc + 1);
-            out[oc + 2] = finish(p, a2, bias, mult, shift, per_channel, oc + 2);
-            out[oc + 3] = finish(p, a3, bias, mult, shift, per_channel, oc + 3);
+            out[oc] = fc_finish(p, a0, bias, mult, shift, per_channel, oc);
+            out[oc + 1] = fc_finish(p, a1, bias, mult, shift, per_channel, oc + 1);
+            out[oc + 2] = fc_finish(p, a2, bias, mult, shift, per_channel, oc + 2);
+            out[oc + 3] = fc_finish(p, a3, bias, mult, shift, per_channel, oc + 3);
         }
         for (; oc < out_depth; oc++) {
             const int8_t *w = filter + oc * in_depth;
@@ -76,7 +76,7 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
             for (d = 0; d < in_depth; d++) {
                 a += (x[d] + off) * w[d];
             }
-            out[oc] = finish(p, a, bias, mult, shift, per_channel, oc);
+            out[oc] = fc_finish(p, a, bias, mult, shift, per_channel, oc);
         }
         out += out_depth;
     }
