@@ -22,10 +22,10 @@ ifneq ($(shell command -v xtensa-esp32-elf-gcc 2>/dev/null),)
 NATMOD_ARCHS += xtensawin
 endif
 
-ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c)
-ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h)
+ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c native_modules/engine/pre/*.c)
+ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h native_modules/engine/pre/*.h)
 
-.PHONY: all setup demo test test-fast natmods hostlib bench lint fuzz clean distclean
+.PHONY: all setup demo test test-fast natmods viper hostlib bench lint fuzz clean distclean
 
 all: natmods
 
@@ -69,6 +69,13 @@ $(BUILD)/natmod/%/mpyml_engine.mpy: $(ENGINE_SRC) $(ENGINE_HDR) native_modules/n
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(MAKE) -s -C native_modules/natmod ARCH=$* MPY_DIR=$(MPY_DIR) \
 	    BUILD=$(abspath $(@D))/obj OUT=$(abspath $@) install
 
+# the pure-MicroPython fallback engine, compiled ahead of time per architecture (ESP32: xtensawin)
+VIPER_ARCHS := x64 armv6m armv7m armv7emsp armv7emdp xtensawin
+viper: $(foreach a,$(VIPER_ARCHS),$(BUILD)/viper/$(a)/mpyml/viper_engine.mpy)
+
+$(BUILD)/viper/%/mpyml/viper_engine.mpy: device/mpyml/viper_engine.py tools/build_viper.py | $(VENV)/.installed
+	$(PY) tools/build_viper.py --arch $* --out $(BUILD)/viper
+
 # host shared library + sanitizer fuzz driver (fast C-level tests)
 hostlib: $(BUILD)/host/libmpyml.so
 
@@ -80,7 +87,7 @@ $(BUILD)/host/libmpyml.so: $(ENGINE_SRC) $(ENGINE_HDR)
 demo: setup natmods
 	$(VENV)/bin/python models/digits/demo.py
 
-test: setup natmods hostlib
+test: setup natmods viper hostlib
 	$(VENV)/bin/ruff check host tests tools models
 	$(VENV)/bin/python -m pytest -n 2 -q tests
 

@@ -193,6 +193,12 @@ static int check_requant(const mpyml_tensor_t *mult, const mpyml_tensor_t *shift
     return 1;
 }
 
+/* Do two tensors share arena bytes? (Offsets and sizes are validated: no overflow.) */
+static int overlaps(const mpyml_tensor_t *a, const mpyml_tensor_t *b) {
+    return a && b && a->storage == MPYML_S_ARENA && b->storage == MPYML_S_ARENA
+        && a->offset < b->offset + b->nbytes && b->offset < a->offset + a->nbytes;
+}
+
 static int check_act(int32_t lo, int32_t hi) {
     return in_range(lo, -128, 127) && in_range(hi, -128, 127) && lo <= hi;
 }
@@ -275,7 +281,9 @@ static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t
             if (in->ndim > out->ndim || in2->ndim > out->ndim) return 6;
             const int32_t *a = &s1.n, *b = &s2.n, *c = &so.n;
             for (int i = 0; i < 4; i++) {
+                /* output dims are exactly the broadcast of the input dims */
                 if ((a[i] != c[i] && a[i] != 1) || (b[i] != c[i] && b[i] != 1)) return 6;
+                if (c[i] != (a[i] > b[i] ? a[i] : b[i])) return 6;
             }
             if (!in_range(p->input1_offset, -127, 128) || !in_range(p->input2_offset, -127, 128)) return 13;
             if (!in_range(p->output_offset, -128, 127)) return 13;
@@ -297,9 +305,6 @@ static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t
             }
             if (p->input_multiplier < 0 || !in_range(p->input_left_shift, 0, 31) || p->diff_min > 0) return 10;
             if (p->diff_min == INT32_MIN) return 10;
-            /* in and out must not overlap (the kernel reads the row twice) */
-            if (in->storage == MPYML_S_ARENA && in->offset < out->offset + out->nbytes
-                && out->offset < in->offset + in->nbytes) return 7;
             return 0;
         }
         default:
@@ -375,6 +380,15 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
         const int32_t *prm = (const int32_t *)(const void *)(op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded);
         int bad = check_op(oh->opcode, idx, oh->n_in, prm, &tb, data);
         if (bad) FAIL(MPYML_E_OP, (int32_t)i, bad);
+        /* Kernels are not in-place: the output may not share bytes with an input, except that a
+         * RESHAPE may alias its input exactly (the planner's zero-copy reshape). */
+        const mpyml_tensor_t *o0 = operand(&tb, idx[oh->n_in]);
+        for (uint32_t k = 0; k < oh->n_in; k++) {
+            const mpyml_tensor_t *ik = operand(&tb, idx[k]);
+            if (oh->opcode == MPYML_OP_RESHAPE && ik == o0) continue;
+            if (oh->opcode == MPYML_OP_RESHAPE && ik && ik->offset == o0->offset) continue;
+            if (overlaps(ik, o0)) FAIL(MPYML_E_OP, (int32_t)i, 20 + (int32_t)k);
+        }
         op += oh->size;
         remaining -= oh->size;
     }

@@ -138,7 +138,8 @@ static inline int32_t mpyml_div_trunc(int32_t n, int32_t d)
 static inline int8_t mpyml_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_off,
     int32_t act_min, int32_t act_max)
 {
-    const int32_t v = mpyml_mbqm(acc, mult, shift) + out_off;
+    /* wrapping add (defined behaviour; what TFLite's int32 add does on every target) */
+    const int32_t v = (int32_t)((uint32_t)mpyml_mbqm(acc, mult, shift) + (uint32_t)out_off);
     return (int8_t)mpyml_clamp(v, act_min, act_max);
 }
 
