@@ -14,6 +14,8 @@ relay runs `micropython` (the unix port) on a second pty, with:
   main.py does not, as on a real board). An interpreter that exits (Ctrl-D at ">>>", sys.exit())
   is restarted the same way in friendly mode;
 * Ctrl-C interrupts running code (the pty is the interpreter's controlling terminal);
+* the raw REPL is passed byte for byte (mpremote exec, fs, mount, mip work); at the friendly REPL
+  "\n" is printed as "\r\n", as boards do;
 * `--arch-override ARCH` makes `sys.implementation._mpy` report another native architecture
   (tests: a board with no native module), by swapping a proxy for `sys` into sys.modules.
 
@@ -73,12 +75,17 @@ def run_dir_for(board_dir: Path) -> Path:
 # ------------------------------------------------------------------------------ interpreter boot
 def boot_code(board_dir: Path, raw: bool, arch_override: str | None) -> str:
     """MicroPython source run by `micropython -i -c` before its REPL: the board's world."""
+    d = str(board_dir)
     lines = [
         "import os, sys",
-        "os.umount('/')",
-        f"os.mount(os.VfsPosix({str(board_dir)!r}), '/')",
-        "os.chdir('/')",
-        "sys.path[:] = ['', '.frozen', '/lib']",
+        "try:",
+        " os.umount('/')",
+        f" os.mount(os.VfsPosix({d!r}), '/')",
+        " os.chdir('/')",
+        " sys.path[:] = ['', '.frozen', '/lib']",
+        "except (AttributeError, OSError):",   # a unix port without VFS: relative paths still work
+        f" os.chdir({d!r})",
+        f" sys.path[:] = ['', '.frozen', {d + '/lib'!r}]",
     ]
     if arch_override:
         idx = MPY_ARCHS.index(arch_override)
@@ -118,6 +125,9 @@ def boot_code(board_dir: Path, raw: bool, arch_override: str | None) -> str:
 class Relay:
     """Bridges the host-facing pty and the interpreter's pty; emulates soft reset."""
 
+    HOST_BACKLOG = 256 * 1024   # output kept for a host that is not reading; older bytes are dropped
+    CHILD_BACKLOG = 64 * 1024   # input queued for the interpreter before the host is throttled
+
     def __init__(self, board_dir: Path, rundir: Path, heapsize: str, arch_override: str | None):
         self.board_dir = board_dir
         self.rundir = rundir
@@ -125,8 +135,12 @@ class Relay:
         self.arch_override = arch_override
         self.child: subprocess.Popen | None = None
         self.cfd = -1
+        self.hfd = -1
+        self.to_host = bytearray()  # queued for the host pty (written as it becomes writable)
+        self.to_child = bytearray()  # queued for the interpreter
         self.tail = b""            # last bytes the interpreter printed (prompt detection)
-        self.raw_idle = False      # interpreter waits at the raw REPL prompt
+        self.raw_mode = False      # the interpreter is in its raw REPL (no newline translation)
+        self.raw_idle = False      # ... and waits at the raw REPL prompt
         self.raw_line = 0          # bytes in its raw REPL line buffer
         self.pending = b""         # host bytes held back while the interpreter restarts
         self.restarting: str | None = None  # "raw" while waiting for a fresh banner to enter raw REPL
@@ -173,8 +187,10 @@ class Relay:
         os.set_blocking(cm, False)
         self.cfd = cm
         self.tail = b""
+        self.raw_mode = False
         self.raw_idle = False
         self.raw_line = 0
+        self.to_child.clear()
 
     def _kill_child(self) -> None:
         if self.child is not None:
@@ -190,18 +206,46 @@ class Relay:
     def _restart(self, raw: bool) -> None:
         self._kill_child()
         self.resets += 1
-        self._host_write(b"MPY: soft reboot\r\n")
+        self._to_host(b"MPY: soft reboot\r\n")
         self._spawn(raw)
         if raw:
             self.restarting = "raw"
             self.restart_deadline = time.monotonic() + START_TIMEOUT
 
-    # -- host side
-    def _host_write(self, data: bytes) -> None:
-        # A real UART drops what nobody reads: never block on a full pty buffer.
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self.hfd, data)
+    def _child_gone(self) -> None:
+        code = self.child.poll() if self.child else None
+        print(f"interpreter exited ({code}); restarting (soft reboot)", flush=True)
+        self._restart(raw=False)
 
+    # -- queues
+    def _to_host(self, data: bytes) -> None:
+        self.to_host += data
+        if len(self.to_host) > self.HOST_BACKLOG:   # nobody reads: drop the oldest, as a UART would
+            del self.to_host[:len(self.to_host) - self.HOST_BACKLOG]
+        self._flush_host()
+
+    def _flush_host(self) -> None:
+        while self.to_host:
+            try:
+                n = os.write(self.hfd, self.to_host)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.to_host.clear()
+                return
+            del self.to_host[:n]
+
+    def _flush_child(self) -> None:
+        while self.to_child and self.cfd >= 0:
+            try:
+                n = os.write(self.cfd, self.to_child)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            del self.to_child[:n]
+
+    # -- data paths
     def _from_child(self, data: bytes) -> None:
         self.tail = (self.tail + data)[-64:]
         if self.restarting == "raw":
@@ -209,20 +253,25 @@ class Relay:
             if self.tail.endswith(b">>> "):
                 self.restarting = None
                 self.tail = b""
-                os.write(self.cfd, b"\x01")
+                self.to_child += b"\x01"
+                self._flush_child()
             elif time.monotonic() > self.restart_deadline:
                 self.restarting = None
             return
-        if self.tail.endswith(RAW_BANNER) or self.tail.endswith(b"\x04>"):
-            self.raw_idle, self.raw_line = True, 0
-        # real boards print "\r\n" for "\n"; the interpreter's pty does no output processing
-        out = bytearray()
-        for b in data:
-            if b == 0x0A and not self.last_out_cr:
-                out += b"\r"
-            out.append(b)
-            self.last_out_cr = b == 0x0D
-        self._host_write(bytes(out))
+        if self.tail.endswith(RAW_BANNER) or (self.raw_mode and self.tail.endswith(b"\x04>")):
+            self.raw_mode = self.raw_idle = True
+            self.raw_line = 0
+        if self.raw_mode:
+            self._to_host(data)    # raw REPL: byte-exact (mpremote's protocols)
+        else:
+            # friendly REPL: boards print "\r\n" for "\n"; the interpreter's pty does no output processing
+            out = bytearray()
+            for b in data:
+                if b == 0x0A and not self.last_out_cr:
+                    out += b"\r"
+                out.append(b)
+                self.last_out_cr = b == 0x0D
+            self._to_host(bytes(out))
         if self.pending and self.raw_idle:
             data, self.pending = self.pending, b""
             self._from_host(data)
@@ -231,30 +280,24 @@ class Relay:
         if self.restarting or self.child is None:
             self.pending += data
             return
-        out = bytearray()
         for i, b in enumerate(data):
             if self.raw_idle:
                 if b == 0x04 and self.raw_line == 0:  # Ctrl-D on an empty raw REPL line: soft reset
-                    if out:
-                        os.write(self.cfd, bytes(out))
-                    self._host_write(b"OK\r\n")
+                    self._flush_child()
+                    self._to_host(b"OK\r\n")
                     self._restart(raw=True)
                     self.pending += data[i + 1:]
                     return
                 if b in (0x01, 0x03):
                     self.raw_line = 0
-                elif b in (0x02, 0x04, 0x05):
-                    self.raw_idle = False
+                elif b == 0x02:
+                    self.raw_idle = self.raw_mode = False   # back to the friendly REPL
+                elif b in (0x04, 0x05):
+                    self.raw_idle = False                   # runs the line / raw-paste transfer
                 else:
                     self.raw_line += 1
-            out += bytes([b])
-        if out:
-            try:
-                os.write(self.cfd, bytes(out))
-            except BlockingIOError:
-                self.pending = bytes(out) + self.pending
-            except OSError:
-                pass
+            self.to_child.append(b)
+        self._flush_child()
 
     # -- main loop
     def serve(self) -> int:
@@ -287,14 +330,23 @@ class Relay:
         print(f"virtual board on {tty_path} (fs {self.board_dir})", flush=True)
         try:
             while not self.stop:
-                fds = [self.hfd, wake_r] + ([self.cfd] if self.cfd >= 0 else [])
+                rl = [wake_r]
+                if self.cfd >= 0:
+                    rl.append(self.cfd)
+                if len(self.to_child) < self.CHILD_BACKLOG:
+                    rl.append(self.hfd)     # else let the host wait: flow control
+                wl = ([self.hfd] if self.to_host else []) + ([self.cfd] if self.to_child and self.cfd >= 0 else [])
                 try:
-                    r, _, _ = select.select(fds, [], [], 0.5)
+                    r, w, _ = select.select(rl, wl, [], 0.5)
                 except InterruptedError:
                     continue
                 if wake_r in r:
                     os.read(wake_r, 512)
                     continue
+                if self.hfd in w:
+                    self._flush_host()
+                if self.cfd in w:
+                    self._flush_child()
                 if self.cfd in r:
                     try:
                         data = os.read(self.cfd, 65536)
@@ -344,11 +396,6 @@ class Relay:
             os.close(wake_r)
             os.close(wake_w)
         return 0
-
-    def _child_gone(self) -> None:
-        code = self.child.poll() if self.child else None
-        print(f"interpreter exited ({code}); restarting (soft reboot)", flush=True)
-        self._restart(raw=False)
 
 
 # ------------------------------------------------------------------------------ control API

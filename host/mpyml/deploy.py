@@ -428,6 +428,10 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
         for n in notes:
             say(f"  note: {n}")
         if info is not None:
+            libs = {"lib", "/lib", info.cwd.rstrip("/") + "/lib"}
+            if any(it.dest.startswith("lib/") for it in items) and not libs & set(info.path):
+                say(f"  warning: the board's sys.path {info.path} has no {info.cwd.rstrip('/')}/lib: "
+                    "add `sys.path.append('/lib')` to its boot.py or `import mpyml` will fail")
             if info.fs_free >= 0 and need > info.fs_free - 4096:
                 raise DeployError(f"not enough flash: the copy needs about {_kib(need)}, the board has "
                                   f"{_kib(info.fs_free)} free")

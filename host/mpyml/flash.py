@@ -59,11 +59,31 @@ def image_chip(data: bytes) -> str | None:
     return IMAGE_CHIP_IDS.get(chip_id)
 
 
+def image_start(data: bytes) -> int:
+    """Where the image begins in the file: 0, or 0x1000 / 0x2000 for a whole-flash dump whose start is
+    erased flash (0xff), as some merged .bin files are made (they are then written at 0x0)."""
+    for start in (0x1000, 0x2000):
+        if len(data) > start and data[0] == 0xFF and data[start] == IMAGE_MAGIC \
+                and data[:start].count(0xFF) == start:
+            return start
+    return 0
+
+
+def write_offset(data: bytes, chip: str) -> int:
+    """Flash address for this file on this chip."""
+    off = FLASH_OFFSETS[chip] - image_start(data)
+    if off < 0:
+        raise FlashError(f"the file holds an image at 0x{image_start(data):x}, but {chip} boots from "
+                         f"0x{FLASH_OFFSETS[chip]:x}: wrong firmware for this chip?")
+    return off
+
+
 def check_image(data: bytes, chip: str) -> list[str]:
     """Problems with flashing this image on this chip (empty: fine)."""
     problems = []
     if not data:
         return ["the firmware file is empty"]
+    data = data[image_start(data):]
     if data[0] != IMAGE_MAGIC:
         problems.append(f"not an ESP firmware image (first byte 0x{data[0]:02x}, expected 0xe9): is it a "
                         "MicroPython .bin for an Espressif chip?")
@@ -76,8 +96,9 @@ def check_image(data: bytes, chip: str) -> list[str]:
 
 
 def esptool_commands(port: str, firmware: str, chip: str, baud: int = DEFAULT_BAUD, erase: bool = True,
-                     before: str | None = None) -> list[list[str]]:
-    """esptool argument lists (without the program) that erase (optionally) and write the firmware."""
+                     before: str | None = None, offset: int | None = None) -> list[list[str]]:
+    """esptool argument lists (without the program) that erase (optionally) and write the firmware
+    (at the chip's offset, or `offset`)."""
     if chip not in FLASH_OFFSETS:
         raise FlashError(f"unknown chip {chip!r}; one of {', '.join(CHIPS)}")
     common = ["--chip", chip, "--port", port, "--baud", str(baud)]
@@ -89,7 +110,7 @@ def esptool_commands(port: str, firmware: str, chip: str, baud: int = DEFAULT_BA
     write = [*common, "write-flash"]
     if chip == "esp8266":
         write += ["--flash-size", "detect"]
-    write += [f"0x{FLASH_OFFSETS[chip]:x}", firmware]
+    write += [f"0x{FLASH_OFFSETS[chip] if offset is None else offset:x}", firmware]
     cmds.append(write)
     return cmds
 
@@ -121,7 +142,7 @@ def resolve_chip(chip: str, data: bytes, port: str, dry_run: bool, baud: int) ->
     """(chip, how it was determined)."""
     if chip != "auto":
         return chip, "--chip"
-    found = image_chip(data)
+    found = image_chip(data[image_start(data):])
     if found:
         return found, "the firmware image header"
     if dry_run:
@@ -142,8 +163,11 @@ def flash(args: argparse.Namespace) -> int:
     problems = check_image(data, chip)
     if problems and not args.force:
         raise FlashError(f"{fw}: " + "; ".join(problems) + " (--force to flash anyway)")
-    cmds = esptool_commands(args.port, str(fw), chip, args.baud, args.erase, args.before)
-    print(f"chip {chip} (from {how}); firmware {fw.name} ({len(data):,} B) at 0x{FLASH_OFFSETS[chip]:x}"
+    offset = write_offset(data, chip)
+    cmds = esptool_commands(args.port, str(fw), chip, args.baud, args.erase, args.before, offset)
+    print(f"chip {chip} (from {how}); firmware {fw.name} ({len(data):,} B) at 0x{offset:x}"
+          + (f" (a whole-flash image: its boot image starts at 0x{image_start(data):x})" if image_start(data)
+             else "")
           + ("; the whole flash is erased first (filesystem included)" if args.erase else ""))
     for p in problems:
         print(f"warning: {p}")

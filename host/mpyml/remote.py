@@ -104,7 +104,7 @@ def _mp_info(p, n):
         return None
     if s[0] & 0x4000:
         return 'dir'
-    if n >= 0 and s[6] != n:
+    if n < -1 or (n >= 0 and s[6] != n):
         return (s[6], '')
     return _mp_hash(p)
 def _mp_infos(l):
@@ -366,8 +366,8 @@ class Board:
 
     # -- files
     def file_infos(self, items: list[tuple[str, int]]) -> list:
-        """For each (path, expected size): None (absent), 'dir', (size, '') if the size differs,
-        else (size, hash) hashed on the board."""
+        """For each (path, expected size): None (absent), 'dir', (size, '') if the size differs (or the
+        expected size is -2: presence only), else (size, hash) hashed on the board."""
         out: list = []
         for i in range(0, len(items), 40):
             part = items[i:i + 40]
