@@ -14,7 +14,9 @@ Needs nothing outside this repository.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -29,7 +31,8 @@ from mpyml.tflm import TflmRunner
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-MPK_PATH = REPO / "build" / "demo" / "digits.mpk"
+BUILD = REPO / "build" / "demo"
+MPK_PATH = BUILD / "digits.mpk"
 TIMING_REPEAT = 200
 N_SHOWN = 6
 _SHADES = " .:-=+*#%@"
@@ -119,10 +122,53 @@ def _pick_examples(labels: np.ndarray, preds: np.ndarray, n: int) -> list[int]:
     return picks
 
 
+BOARD_IMAGES = 8
+BOARD_CODE = """
+import mpyml
+m = mpyml.load('models/digits.mpk')
+print(m)
+print([m.predict(bytes.fromhex(h)).hex() for h in {hexes!r}])
+"""
+
+
+def on_board(port: str | None, images: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> bool:
+    """Deploy package + engine + model with `mpyml deploy`, run the images at the board's REPL via mpremote,
+    and check the outputs equal the unix-port run. Without a port, a virtual board is started and stopped."""
+    from mpyml import board as vboard
+    from mpyml.remote import Board
+
+    state = None
+    if port is None:
+        state = vboard.start(BUILD / "board")
+        port = state.tty
+    try:
+        r = subprocess.run([sys.executable, "-m", "mpyml.cli", "deploy", "--port", port, str(MPK_PATH)],
+                           capture_output=True, text=True, timeout=300)
+        for line in r.stdout.splitlines():
+            print("      " + line)
+        if r.returncode != 0:
+            print("      deploy failed:\n" + r.stderr, file=sys.stderr)
+            return False
+        with Board(port) as b:
+            out = b.exec(BOARD_CODE.format(hexes=[im.tobytes().hex() for im in images]), timeout=120)
+        lines = out.decode(errors="replace").strip().splitlines()
+        print("      board: " + lines[0])
+        got = [bytes.fromhex(h) for h in ast.literal_eval(lines[-1])]
+        ok = got == [e.tobytes() for e in expected]
+        preds = [int(np.argmax(np.frombuffer(g, np.int8))) for g in got]
+        print(f"      board predictions {preds}: {'equal to' if ok else 'DIFFERENT FROM'} the unix-port run")
+        return ok
+    finally:
+        if state is not None:
+            vboard.stop(BUILD / "board")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="mpyml demo: digits on the MicroPython unix port")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N test images")
     ap.add_argument("--retrain", action="store_true", help="retrain even if the cached model is current")
+    ap.add_argument("--port", default=os.environ.get("PORT") or None,
+                    help="deploy to this serial port (env PORT) instead of a virtual board")
     args = ap.parse_args(argv)
 
     import mpyml
@@ -137,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. model
     train = load_train_module()
-    print("[1/4] model")
+    print("[1/5] model")
     meta = ensure_model(args.retrain)
     tflite = train.TFLITE_PATH.read_bytes()
     float_acc = float(meta["float_test_accuracy"])
@@ -145,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
           f"int8 .tflite {len(tflite)} B\n")
 
     # 2. pack
-    print("[2/4] pack")
+    print("[2/5] pack")
     mpk = mpyml.pack(tflite)
     MPK_PATH.parent.mkdir(parents=True, exist_ok=True)
     MPK_PATH.write_bytes(mpk)
@@ -165,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = TflmRunner(tflite)
     in_det = ref.input_details()[0]
     images = quantize_images(x_test, in_det.scale, in_det.zero_point)
-    print(f"[3/4] classify {len(images)} held-out test images")
+    print(f"[3/5] classify {len(images)} held-out test images")
     t0 = time.monotonic()
     dev = device_outputs(mpk, images)
     t_dev = time.monotonic() - t0
@@ -192,12 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     print()
 
     # 4. timing
-    print("[4/4] time one inference on the device")
+    print("[4/5] time one inference on the device")
     dev_us = device_time_us(mpk, images[0])
     tflm_us = ref.time_invoke_us(TIMING_REPEAT, [images[0]])
     if dev_us is not None:
         rate = int(1e6 / max(dev_us, 1.0))
         print(f"      {dev_us:.0f} us per inference on the unix port ({rate} inferences/s)")
+    print()
+
+    # 5. the board workflow: deploy with mpremote, run at the board's REPL
+    print(f"[5/5] deploy to {'board ' + args.port if args.port else 'a virtual board (the unix port on a pty)'} "
+          "and classify there")
+    board_ok = on_board(args.port, images[:BOARD_IMAGES], dev[:BOARD_IMAGES])
     print()
 
     n = len(images)
@@ -211,13 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         ("per-inference time on device", f"{dev_us_s}  ({med}, unix port x64, time.ticks_us)"),
         ("tflite-micro invoke (CPython)", f"{tflm_us:.0f} us  ({med}, reference kernels)"),
         ("arena: mpyml / tflite-micro head", f"{info['arena_bytes']} B / {ref.arena_head_bytes()} B"),
+        ("deployed board agrees", f"{'yes' if board_ok else 'NO'} ({BOARD_IMAGES} images through mpremote)"),
     ]
     w = max(len(k) for k, _ in rows)
     print("results")
     for k, v in rows:
         print(f"  {k.ljust(w)}  {v}")
     print(f"\ndone in {time.monotonic() - t_start:.1f} s. The packed model is {MPK_PATH.relative_to(REPO)}.")
-    return 0 if exact == n else 1
+    return 0 if exact == n and board_ok else 1
 
 
 if __name__ == "__main__":
