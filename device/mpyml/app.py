@@ -173,13 +173,13 @@ class Average:
         self.update_raw(model.output.buffer)
 
     def top(self):
-        """(index, averaged raw score x count) of the best class."""
+        """Index of the best class (its summed raw score is sums[index], over `count` results)."""
         s = self.sums
         best = 0
         for i in range(1, self.n_classes):
             if s[i] > s[best]:
                 best = i
-        return best, s[best]
+        return best
 
 
 class RecognizeCommands:
@@ -189,11 +189,13 @@ class RecognizeCommands:
     top class scores above `threshold` (a probability, 0..1 of the softmax output) and it differs
     from the previous detection or `suppression` results have passed since it. Results before
     `minimum_count` are ignored. Classes in `ignore` (e.g. silence, unknown) never fire.
+    repeat=False: a detected class fires again only after the top class has changed in between
+    (one event per gesture however long it lasts), not merely after `suppression` results.
     State after update: top, score (raw int8 average), is_new.
     """
 
     def __init__(self, model_or_output, window=3, threshold=0.7, suppression=10, minimum_count=3,
-                 ignore=()):
+                 ignore=(), repeat=True):
         out = model_or_output.output if hasattr(model_or_output, "output") else model_or_output
         self.output = out
         n = out.size
@@ -203,6 +205,7 @@ class RecognizeCommands:
         self.suppression = suppression
         self.minimum_count = min(minimum_count, window)
         self.ignore = tuple(ignore)
+        self.repeat = repeat
         self.reset()
 
     def reset(self):
@@ -221,12 +224,14 @@ class RecognizeCommands:
         self.is_new = False
         if avg.count < self.minimum_count:
             return None
-        top, s = avg.top()
-        score = s // avg.count
+        top = avg.top()
+        score = avg.sums[top] // avg.count
         self.top = top
         self.score = score
+        if not self.repeat and top != self.previous and self.since > self.suppression:
+            self.previous = -1                # the detected class has ended: it may fire again
         if score > self.raw_threshold and top not in self.ignore:
-            if top != self.previous or self.since > self.suppression:
+            if top != self.previous or (self.repeat and self.since > self.suppression):
                 self.previous = top
                 self.since = 0
                 self.is_new = True
@@ -309,6 +314,8 @@ class TopK:
 class Reconstruction:
     """Anomaly score of an autoencoder: mean squared error between the model's input and output.
 
+    The input is copied by before_invoke() (the App calls it between pre and invoke): the engine
+    may reuse the input tensor's arena bytes for later tensors, so it is gone after invoke.
     Integer arithmetic only (nothing allocated per cycle): the input is rescaled to the output's
     quantization with a fixed multiplier, .sumsq = 16 * sum((out - in)^2) in output raw units,
     averaged over `window` results. Event (True) when the MSE in real units exceeds threshold;
@@ -319,7 +326,9 @@ class Reconstruction:
         i, o = model.input, model.output
         if i.size != o.size:
             raise ValueError("autoencoder input and output sizes differ (%d, %d)" % (i.size, o.size))
-        self.inp, self.out = i.buffer, o.buffer
+        self.model_in, self.out = i.buffer, o.buffer
+        self.inp = bytearray(i.size)                     # copy of the input, taken before invoke
+        self._inp_mv = memoryview(self.inp)
         self.n = o.size
         self.in_zp, self.out_zp = i.zero_point, o.zero_point
         self.out_scale = o.scale
@@ -336,6 +345,9 @@ class Reconstruction:
         self._pos = 0
         self._acc = 0
         self._count = 0
+
+    def before_invoke(self, model):
+        self._inp_mv[:] = self.model_in
 
     def set_threshold(self, threshold):
         self.threshold = threshold
@@ -382,13 +394,16 @@ class Task:
     """A model with its preprocessing and postprocessing.
 
     pre(raw, model) fills model.input.buffer from the raw sensor buffer; returning False skips the
-    model this cycle (e.g. not enough new audio yet). post(model) returns an event or None.
+    model this cycle (e.g. not enough new audio yet). post(model) returns an event or None; if post
+    has a before_invoke(model) method it runs between pre and invoke.
     """
 
     def __init__(self, model, pre=None, post=None, name="model"):
         self.model = model
         self.pre = pre
         self.post = post
+        # a postprocessor that needs the model input after invoke copies it here (Reconstruction)
+        self.before_invoke = getattr(post, "before_invoke", None)
         self.name = name
         self.runs = 0
         self.events = 0
@@ -420,7 +435,8 @@ class App:
         self.stage = tuple(StageStats() for _ in STAGES)
         self.running = False
         self.last_event = None
-        self.last_error = None
+        self.last_error = None        # class of the last exception (not the object: see _note_error)
+        self.last_errno = None
         self.reset_stats()
 
     @staticmethod
@@ -489,6 +505,8 @@ class App:
                 if ok is False:
                     t1 = t2
                     break
+                if task.before_invoke is not None:
+                    task.before_invoke(model)
                 model.invoke()
                 t3 = time.ticks_us()
                 d = time.ticks_diff(t3, t2)
@@ -512,7 +530,7 @@ class App:
             raise
         except Exception as e:
             self.stage_errors += 1
-            self.last_error = e
+            self._note_error(e)
             if self.strict:
                 raise
             return False
@@ -527,10 +545,17 @@ class App:
                 self.heap_min = f
         return True
 
+    def _note_error(self, e):
+        # keep the class and errno only: holding the exception object (and its traceback) would
+        # keep heap blocks alive and break the flat-heap guarantee
+        a = e.args
+        self.last_error = type(e)
+        self.last_errno = a[0] if a and isinstance(a[0], int) else None
+
     def _read_failed(self, e):
         self.read_errors += 1
         self.consecutive_errors += 1
-        self.last_error = e
+        self._note_error(e)
         if self.reinit_after and self.consecutive_errors % self.reinit_after == 0:
             re = getattr(self.sensor, "reinit", None)
             if re is not None:
@@ -538,7 +563,7 @@ class App:
                 try:
                     re()
                 except Exception as e2:
-                    self.last_error = e2
+                    self._note_error(e2)
         if self.retry_ms and self._sleep is not None:
             time.sleep_ms(self.retry_ms)
 
@@ -613,7 +638,8 @@ class App:
             "heap_start": self.heap_start,
             "heap_min": self.heap_min,
             "last_event": self.last_event,
-            "last_error": repr(self.last_error) if self.last_error is not None else None,
+            "last_error": ("%s(%s)" % (self.last_error.__name__, self.last_errno)
+                           if self.last_error is not None else None),
             "tasks": [(t.name, t.runs, t.events) for t in self.tasks],
         }
         lat = {}

@@ -1,3 +1,5 @@
+import struct
+
 # Fakes of board peripherals (machine.I2C with an MPU6050 on it, machine.I2S, machine.ADC) so the
 # board drivers in mpyml.sensors run on the unix port.
 
@@ -14,6 +16,11 @@ class FakeMPU6050Bus:
         self.n = 0
         self.fail_at = fail_at
         self.writes = []
+        self.blobs = []                     # register bytes 0x3B..0x48 per sample, built once
+        for ax, ay, az, gx, gy, gz in samples:
+            b = bytearray(14)
+            struct.pack_into(">7h", b, 0, ax, ay, az, 1234, gx, gy, gz)
+            self.blobs.append(b)
 
     def _check(self, addr):
         if addr != self.addr:
@@ -35,15 +42,11 @@ class FakeMPU6050Bus:
         self.n += 1
         if k in self.fail_at:
             raise OSError(5)                # EIO
-        if reg == 0x3B:
-            ax, ay, az, gx, gy, gz = self.samples[k % len(self.samples)]
-            vals = (ax, ay, az, 1234, gx, gy, gz)
-            for i, v in enumerate(vals):
-                v &= 0xFFFF
-                self.regs[0x3B + 2 * i] = v >> 8
-                self.regs[0x3C + 2 * i] = v & 0xFF
-        for i in range(len(buf)):
-            buf[i] = self.regs[reg + i]
+        if reg == 0x3B and len(buf) == 14:
+            buf[:] = self.blobs[k % len(self.blobs)]      # allocation-free, like the real driver
+        else:
+            for i in range(len(buf)):
+                buf[i] = self.regs[reg + i]
 
 
 class FakeI2S:
@@ -62,17 +65,13 @@ class FakeI2S:
 
     def _fill(self, buf):
         bps = self.bits // 8
-        n = len(buf) // bps
+        n = len(bytes(buf)) // bps          # byte length (an array('h') counts items)
         for i in range(n):
             v = self.samples[(self.pos + i) % len(self.samples)]
             if self.bits == 32:
-                v = (v << 16) & 0xFFFFFFFF
-                for j in range(4):
-                    buf[4 * i + j] = (v >> (8 * j)) & 0xFF
+                struct.pack_into("<i", buf, 4 * i, v << 16)
             else:
-                v &= 0xFFFF
-                buf[2 * i] = v & 0xFF
-                buf[2 * i + 1] = v >> 8
+                struct.pack_into("<h", buf, 2 * i, v)
         self.pos += n
         return n * bps
 

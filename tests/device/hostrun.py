@@ -34,9 +34,9 @@ def run_device(script: str | Path, args: dict | None = None, extra_paths: list[s
     if not script.is_absolute():
         script = HERE / script
     p = [str(x) for x in (extra_paths or [])] + [str(HERE), str(paths.DEVICE_DIR)]
-    nm = paths.natmod_path("x64")
-    if natmod and nm.exists():
-        p.append(str(nm.parent))
+    nm = natmod_dir()
+    if natmod and nm is not None:
+        p.append(str(nm))
     p.append(".frozen")
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(p)
@@ -57,5 +57,19 @@ def run_device(script: str | Path, args: dict | None = None, extra_paths: list[s
     return run
 
 
-def natmod_available() -> bool:
-    return paths.natmod_path("x64").exists()
+def natmod_dir() -> Path | None:
+    """Directory of the x64 mpyml_engine.mpy (MPYML_NATMOD_DIR overrides build/natmod/x64)."""
+    d = os.environ.get("MPYML_NATMOD_DIR")
+    p = Path(d) if d else paths.natmod_path("x64").parent
+    return p if (p / "mpyml_engine.mpy").exists() else None
+
+
+def natmod_has(*names: str) -> bool:
+    """True when the built native module exports all `names` (e.g. the pre_* kernels)."""
+    d = natmod_dir()
+    if d is None:
+        return False
+    code = f"import mpyml_engine as e\nprint(all(hasattr(e, n) for n in {list(names)!r}))"
+    env = dict(os.environ, MICROPYPATH=str(d))
+    r = subprocess.run([paths.micropython_exe(), "-c", code], capture_output=True, text=True, env=env, timeout=30)
+    return r.stdout.strip() == "True"

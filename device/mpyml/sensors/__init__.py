@@ -34,3 +34,19 @@ class SensorError(OSError):
 
 class EndOfData(Exception):
     """A replay sensor has no more data (and was not asked to loop)."""
+
+
+class Copier:
+    """Copy a buffer into a caller's buffer without allocating: slice assignment into an array
+    allocates on MicroPython, into a memoryview it does not, so the view of the last destination
+    is cached (allocation only when the destination changes). Item types must match."""
+
+    def __init__(self):
+        self.dst = None
+        self.mv = None
+
+    def copy(self, dst, src):
+        if dst is not self.dst:
+            self.dst = dst
+            self.mv = memoryview(dst)
+        self.mv[:] = src

@@ -14,7 +14,7 @@
 # caller's frame buffer so the rest of the pipeline keeps working on preallocated memory.
 import os
 
-from . import GRAY, RGB565, RGB888, EndOfData, SensorError, bytes_per_pixel
+from . import GRAY, RGB565, RGB888, Copier, EndOfData, SensorError, bytes_per_pixel
 from .replay import load_image
 
 # (width, height) -> (lemariva FRAME_* name, cnadler86 FrameSize name)
@@ -44,6 +44,7 @@ class Camera:
         self.captures = 0
         self.short_frames = 0
         self._init_kwargs = init_kwargs
+        self._copier = Copier()
         self._obj = None
         self._open()
 
@@ -73,7 +74,7 @@ class Camera:
             self.captures += 1
             if frame and len(frame) >= n:
                 if len(frame) == n and len(buf) == n:
-                    buf[:] = frame
+                    self._copier.copy(buf, frame)
                 else:
                     mv = memoryview(buf)
                     mv[0:n] = memoryview(frame)[0:n]
@@ -136,6 +137,7 @@ class ReplayCamera:
         self.loop = loop
         self.index = 0
         self.captures = 0
+        self._copier = Copier()
 
     def read_into(self, buf):
         i = self.index
@@ -146,7 +148,7 @@ class ReplayCamera:
         self.index = i + 1
         frame = self.frames[i]
         if len(buf) == len(frame):
-            buf[:] = frame
+            self._copier.copy(buf, frame)
         else:
             memoryview(buf)[0:len(frame)] = frame
         self.captures += 1

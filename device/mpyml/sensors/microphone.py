@@ -14,7 +14,7 @@
 # down by `shift` bits into int16 (C fast path when mpyml_engine has it).
 import array
 
-from . import EndOfData, SensorError
+from . import Copier, EndOfData, SensorError
 from .replay import _pcm_to_i16, read_wav
 
 
@@ -55,9 +55,11 @@ class Microphone:
         self._n = chunks
         self._ring = [array.array("h", bytes(2 * chunk)) for _ in range(chunks)]
         self._raw = [bytearray(4 * chunk) for _ in range(chunks)] if bits == 32 else None
+        self._slot_bytes = chunk * (4 if bits == 32 else 2)
         self._w = 0          # chunks completed by the I2S callback (total)
         self._r = 0          # chunks consumed (total)
         self._conv = _i32_to_i16()
+        self._copier = Copier()
         try:
             import machine
             self._idle = machine.idle
@@ -68,7 +70,6 @@ class Microphone:
             i2s = I2S(id, sck=sck, ws=ws, sd=sd, mode=I2S.RX, bits=bits, format=I2S.MONO, rate=rate,
                       ibuf=ibuf or 4 * chunk * (4 if bits == 32 else 2))
         self._i2s = i2s
-        self._err = SensorError(5, "I2S microphone: short read")
         if mode == "irq":
             self._cb = self._on_chunk          # bound once: no allocation per callback
             i2s.irq(self._cb)
@@ -100,17 +101,17 @@ class Microphone:
             while self._w == self._r:          # wait for the background read
                 self._idle()
             k = self._r % self._n
-            buf[:] = self._ring[k]
+            self._copier.copy(buf, self._ring[k])
             self._r += 1
         else:
             slot = self._slot(0)
             n = self._i2s.readinto(slot)
-            if n is not None and n < len(slot):
-                raise self._err
+            if n is not None and n < self._slot_bytes:
+                raise SensorError(5, "I2S microphone: short read")
             if self._raw is not None:
                 self._conv(slot, self._ring[0], self.shift, self.chunk)
                 slot = self._ring[0]
-            buf[:] = slot
+            self._copier.copy(buf, slot)
         self.reads += 1
         return self.chunk
 

@@ -300,6 +300,11 @@ def _npy_field(hdr, key):
 
 def load_npy(path):
     """(shape tuple, array) from a .npy file (C order, little-endian numeric dtypes)."""
+    shape, arr, _ = _load_npy(path)
+    return shape, arr
+
+
+def _load_npy(path):
     f = open(path, "rb")
     try:
         pre = f.read(10)
@@ -333,7 +338,7 @@ def load_npy(path):
         n *= d
     if len(arr) != n:
         raise ValueError("%s: %d values for shape %s" % (path, len(arr), shape))
-    return shape, arr
+    return shape, arr, tc
 
 
 def load_csv(path, typecode="f"):
@@ -370,10 +375,10 @@ def load_csv(path, typecode="f"):
 def load_series(path, typecode="f"):
     """(rows, cols, flat array with typecode) from a .npy or .csv file."""
     if _ext(path) == "npy":
-        shape, arr = load_npy(path)
+        shape, arr, tc = _load_npy(path)
         rows = shape[0] if shape else 1
         cols = len(arr) // rows if rows else 0
-        if arr.typecode != typecode:
+        if tc != typecode:
             if typecode in "bBhHiIlL":
                 arr = array.array(typecode, [int(round(v)) for v in arr])
             else:
@@ -457,14 +462,15 @@ class Faulty:
         self.fail_every = fail_every
         self.n = 0
         self.failures = 0
-        self._err = SensorError(5, "injected sensor fault")   # EIO; preallocated: raising allocates nothing
 
     def read_into(self, buf):
         n = self.n
         self.n = n + 1
         if n in self.fail_at or (self.fail_every and n % self.fail_every == self.fail_every - 1):
             self.failures += 1
-            raise self._err
+            # a new instance each time: re-raising one preallocated exception object makes
+            # MicroPython append to its traceback on every raise (the heap grows forever)
+            raise SensorError(5, "injected sensor fault")
         return self.sensor.read_into(buf)
 
     def __getattr__(self, name):

@@ -73,8 +73,9 @@ int mpyml_pre_image(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst
             if (sy > (ch - 1) << 16) {
                 sy = (ch - 1) << 16;
             }
-            y0 = sy >> 16;
-            fy = (sy >> 8) & 255;
+            sy = (sy + 128) >> 8; /* Q8, rounded */
+            y0 = sy >> 8;
+            fy = sy & 255;
             y1 = y0 + 1 < ch ? y0 + 1 : y0;
         } else if (mode == 2) {
             y0 = oy * ch / dh;
@@ -92,8 +93,9 @@ int mpyml_pre_image(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst
                 if (sx > (cw - 1) << 16) {
                     sx = (cw - 1) << 16;
                 }
-                x0 = sx >> 16;
-                fx = (sx >> 8) & 255;
+                sx = (sx + 128) >> 8;
+                x0 = sx >> 8;
+                fx = sx & 255;
                 x1 = x0 + 1 < cw ? x0 + 1 : x0;
             } else if (mode == 2) {
                 x0 = ox * cw / dw;
