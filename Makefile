@@ -63,7 +63,7 @@ ifeq ($(findstring xtensawin,$(NATMOD_ARCHS)),)
 	@echo "xtensawin (ESP32): not built, xtensa-esp32-elf-gcc is not on PATH (see README, ESP32)"
 endif
 
-$(BUILD)/natmod/%/mpyml_engine.mpy: $(ENGINE_SRC) $(ENGINE_HDR) native_modules/natmod/*.c native_modules/natmod/Makefile \
+$(BUILD)/natmod/%/mpyml_engine.mpy: $(ENGINE_SRC) $(ENGINE_HDR) native_modules/natmod/*.c native_modules/natmod/*.h native_modules/natmod/Makefile \
     | $(KIT_DIR)/.ok $(BUILD)/.apt $(VENV)/.installed
 	@mkdir -p $(@D)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(MAKE) -s -C native_modules/natmod ARCH=$* MPY_DIR=$(MPY_DIR) \

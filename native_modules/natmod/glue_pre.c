@@ -1,6 +1,7 @@
 /*
  * glue_pre.c - MicroPython bindings of the preprocessing core (native_modules/engine/pre/).
- * mpyml_register_pre() is called from mpy_init and stores each preprocessing function in the module.
+ * Part of the binding translation unit: #included by mpyml_natmod.c, which registers MPYML_PRE_FUNCS
+ * (natmod: mp_store_global at init; firmware: the module's const globals table).
  *
  * Buffers in, ints out; nothing allocated (errors raise ValueError). Element types come from the
  * buffer's typecode: int16 buffers are array('h'), int32 buffers array('i'), byte buffers
@@ -10,7 +11,7 @@
  *   pre_quant(src, src_off, n, dst, dst_off, params) ; pre_image(src, dst, params)
  *   pre_max(buf, off, n) -> int ; pre_i32_to_i16(src, dst, shift, n)
  */
-#include "py/dynruntime.h"
+#include "binding.h"
 #include "../engine/pre/pre.h"
 
 /* element type and count of a buffer; -1 for a typecode the kernels do not take */
@@ -184,11 +185,10 @@ static mp_obj_t fn_pre_i32_to_i16(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_pre_i32_to_i16_obj, 4, 4, fn_pre_i32_to_i16);
 
-void mpyml_register_pre(void) {
-    mp_store_global(MP_QSTR_pre_logmel, MP_OBJ_FROM_PTR(&fn_pre_logmel_obj));
-    mp_store_global(MP_QSTR_pre_mfcc, MP_OBJ_FROM_PTR(&fn_pre_mfcc_obj));
-    mp_store_global(MP_QSTR_pre_quant, MP_OBJ_FROM_PTR(&fn_pre_quant_obj));
-    mp_store_global(MP_QSTR_pre_image, MP_OBJ_FROM_PTR(&fn_pre_image_obj));
-    mp_store_global(MP_QSTR_pre_max, MP_OBJ_FROM_PTR(&fn_pre_max_obj));
-    mp_store_global(MP_QSTR_pre_i32_to_i16, MP_OBJ_FROM_PTR(&fn_pre_i32_to_i16_obj));
-}
+#define MPYML_PRE_FUNCS(X) \
+    X(MP_QSTR_pre_logmel, fn_pre_logmel_obj) \
+    X(MP_QSTR_pre_mfcc, fn_pre_mfcc_obj) \
+    X(MP_QSTR_pre_quant, fn_pre_quant_obj) \
+    X(MP_QSTR_pre_image, fn_pre_image_obj) \
+    X(MP_QSTR_pre_max, fn_pre_max_obj) \
+    X(MP_QSTR_pre_i32_to_i16, fn_pre_i32_to_i16_obj)

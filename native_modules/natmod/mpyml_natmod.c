@@ -1,18 +1,19 @@
 /*
- * mpyml_natmod.c - the MicroPython native-module binding of the engine core (module mpyml_engine).
+ * mpyml_natmod.c - the MicroPython binding of the engine core (module mpyml_engine), built either as
+ * a native module (.mpy, py/dynruntime.mk) or as a firmware user C module (native_modules/usermod/).
  *
  * Thin glue only: buffer-protocol arguments in, engine status out. The pure-Python layer
- * (device/mpyml/__init__.py) turns error tuples into ValueError messages. No globals, no BSS.
+ * (device/mpyml/__init__.py) turns error tuples into ValueError messages. No writable globals, no BSS.
  *
  *   prepare(model, ctx) -> None | (status, index, detail, line)   validate model; ctx = bytearray(ctx_size())
  *   invoke(model, arena, ctx) -> None                            run one inference, allocates nothing
  *   ctx_size() -> int ; version() -> int ; crc32(buf[, crc]) -> int
  */
-#include "py/dynruntime.h"
+#include "binding.h"
 #include "../engine/mpyml_engine.h"
+#include "glue_pre.c" /* preprocessing bindings: same translation unit, MPYML_PRE_FUNCS */
 
-void mpyml_register_pre(void); /* glue_pre.c: preprocessing bindings */
-
+#ifdef MICROPY_ENABLE_DYNRUNTIME
 /* The natmod linker has no libc: route the core's (and the compiler's) mem* calls to MicroPython's. */
 void *memset(void *s, int c, size_t n) {
     return mp_fun_table.memset_(s, c, n);
@@ -25,6 +26,7 @@ void *memmove(void *d, const void *s, size_t n) {
 void *memcpy(void *d, const void *s, size_t n) {
     return mp_fun_table.memmove_(d, s, n);
 }
+#endif
 
 static mp_obj_t fn_prepare(mp_obj_t model_in, mp_obj_t ctx_in) {
     mp_buffer_info_t model, ctx;
@@ -88,15 +90,42 @@ static mp_obj_t fn_crc32(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_crc32_obj, 1, 2, fn_crc32);
 
+#define MPYML_ENGINE_FUNCS(X) \
+    X(MP_QSTR_prepare, fn_prepare_obj) \
+    X(MP_QSTR_invoke, fn_invoke_obj) \
+    X(MP_QSTR_ctx_size, fn_ctx_size_obj) \
+    X(MP_QSTR_version, fn_version_obj) \
+    X(MP_QSTR_crc32, fn_crc32_obj)
+
+#ifdef MICROPY_ENABLE_DYNRUNTIME
+
+#define MPYML_STORE(qst, obj) mp_store_global(qst, MP_OBJ_FROM_PTR(&obj));
+
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
 
-    mp_store_global(MP_QSTR_prepare, MP_OBJ_FROM_PTR(&fn_prepare_obj));
-    mp_store_global(MP_QSTR_invoke, MP_OBJ_FROM_PTR(&fn_invoke_obj));
-    mp_store_global(MP_QSTR_ctx_size, MP_OBJ_FROM_PTR(&fn_ctx_size_obj));
-    mp_store_global(MP_QSTR_version, MP_OBJ_FROM_PTR(&fn_version_obj));
-    mp_store_global(MP_QSTR_crc32, MP_OBJ_FROM_PTR(&fn_crc32_obj));
-    mpyml_register_pre();
+    MPYML_ENGINE_FUNCS(MPYML_STORE)
+    MPYML_PRE_FUNCS(MPYML_STORE)
 
     MP_DYNRUNTIME_INIT_EXIT
 }
+
+#else /* firmware user C module */
+
+#define MPYML_ENTRY(qst, obj) { MP_ROM_QSTR(qst), MP_ROM_PTR(&obj) },
+
+static const mp_rom_map_elem_t mpyml_engine_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_mpyml_engine) },
+    MPYML_ENGINE_FUNCS(MPYML_ENTRY)
+    MPYML_PRE_FUNCS(MPYML_ENTRY)
+};
+static MP_DEFINE_CONST_DICT(mpyml_engine_globals, mpyml_engine_globals_table);
+
+const mp_obj_module_t mpyml_engine_user_cmodule = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&mpyml_engine_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR_mpyml_engine, mpyml_engine_user_cmodule);
+
+#endif
