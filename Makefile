@@ -25,7 +25,7 @@ endif
 ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c native_modules/engine/pre/*.c)
 ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h native_modules/engine/pre/*.h)
 
-.PHONY: all setup demo test test-fast natmods viper hostlib bench lint fuzz clean distclean
+.PHONY: all setup demo test test-fast natmods viper hostlib sanitize bench lint fuzz fuzz-long clean distclean
 
 all: natmods
 
@@ -83,11 +83,28 @@ $(BUILD)/host/libmpyml.so: $(ENGINE_SRC) $(ENGINE_HDR)
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $(ENGINE_SRC)
 
+# loader fuzzing under ASan/UBSan (the sanitizer driver is also built and run by the tests)
+sanitize:
+	$(MAKE) -C native_modules/tests sanitize
+
+fuzz: setup
+	$(MAKE) -C native_modules/tests fuzz PYTHON=$(abspath $(PY)) FUZZ_BUDGET=$(or $(FUZZ_BUDGET),120)
+
+# long libFuzzer run (clang; not part of make test)
+fuzz-long: setup $(BUILD)/.apt-fuzz
+	$(MAKE) -C native_modules/tests fuzz-long PYTHON=$(abspath $(PY)) FUZZ_TIME=$(or $(FUZZ_TIME),600)
+
+$(BUILD)/.apt-fuzz:
+	@mkdir -p $(BUILD)
+	@test -f /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a && command -v clang-14 >/dev/null \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q clang-14 libclang-rt-14-dev; }
+	touch $@
+
 # ---------------------------------------------------------------- user commands
 demo: setup natmods
 	$(VENV)/bin/python models/digits/demo.py
 
-test: setup natmods viper hostlib
+test: setup natmods viper hostlib sanitize
 	$(VENV)/bin/ruff check host tests tools models
 	$(VENV)/bin/python -m pytest -n 2 -q tests
 

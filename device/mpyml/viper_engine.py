@@ -301,6 +301,8 @@ def _check_op(opcode, idx, n_in, p, tens, buf, data):
         o = out[7]
         if t_in[4] != out[4]:
             return 5
+        if p[3] * t_in[6] * t_in[7] > 0x7FFFFFFF:  # the kernels step dil_h input rows at a time in int32
+            return 11
         if opcode == 1:
             if p[10] != 1:
                 return 15

@@ -225,6 +225,8 @@ static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t
             if (!check_act(p->act_min, p->act_max)) return 14;
             uint32_t o = out->dims[3];
             if (in->dims[0] != out->dims[0]) return 5;
+            /* the kernels step dil_h input rows at a time in int32 */
+            if ((uint64_t)p->dil_h * in->dims[2] * in->dims[3] > 0x7FFFFFFFu) return 11;
             if (opcode == MPYML_OP_CONV_2D) {
                 if (p->depth_multiplier != 1) return 15;
                 if (f->dims[0] != o || f->dims[3] != in->dims[3]) return 6;

@@ -29,7 +29,7 @@
  * written), 2 usage / seed error.
  *
  *   fuzz_loader [-s SEED] [-f N] [-F N] [-m N] [-T N] [-t SECONDS] [-w WORK] [-a BYTES] [-o DIR] seed.mpk...
- *   fuzz_loader -r file.mpk        replay one file as it is (no CRC fix-up): prints the status
+ *   fuzz_loader -r file.mpk...     replay files as they are (no CRC fix-up): prints each one's status
  *
  * With -DMPYML_LIBFUZZER the file instead provides LLVMFuzzerTestOneInput (clang -fsanitize=fuzzer):
  * the input's file_size and CRC fields are patched before mpyml_prepare so mutations reach the
@@ -139,6 +139,8 @@ static char g_cur_desc[256];
 static const char *g_crash_dir = NULL;          /* -o */
 
 static void on_death(void) {
+    static int done = 0;
+    if (done++) return;
     fprintf(stderr, "\nfuzz_loader: CRASH on seed %s, phase %s, case #%lu (%s), file of %lu bytes\n",
         g_seed_name, g_cur_phase, g_cur_case, g_cur_desc, (unsigned long)g_cur_len);
     if (g_crash_dir && g_cur) {
@@ -156,6 +158,15 @@ static void on_death(void) {
     }
     fflush(stderr);
 }
+
+#ifdef FUZZ_ASAN
+/* UBSan's hook, called on every report (with gcc its runtime is separate from ASan's, whose death
+ * callback it does not run) */
+void __ubsan_on_report(void);
+void __ubsan_on_report(void) {
+    on_death();
+}
+#endif
 #endif
 
 static uint64_t elems(const mpyml_tensor_t *t) {
@@ -174,14 +185,20 @@ static uint64_t work_estimate(const mpyml_ctx_t *ctx) {
         uint32_t n_idx_padded = ((uint32_t)oh->n_in + oh->n_out + 1u) & ~1u;
         const int32_t *prm = (const int32_t *)(const void *)(op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded);
         const mpyml_tensor_t *out = &ctx->tensors[idx[oh->n_in]];
+        const mpyml_tensor_t *in = &ctx->tensors[idx[0]];
+        /* windows are clipped to the input: at most min(window, input) taps per dimension */
+        uint64_t in_h = in->ndim == 4 ? in->dims[1] : 1, in_w = in->ndim == 4 ? in->dims[2] : 1;
         uint64_t per = 4;
         if (oh->opcode == MPYML_OP_CONV_2D || oh->opcode == MPYML_OP_DEPTHWISE_CONV_2D) {
             const mpyml_tensor_t *f = &ctx->tensors[idx[1]];
-            per += (uint64_t)f->dims[1] * f->dims[2] * (oh->opcode == MPYML_OP_CONV_2D ? f->dims[3] : 1u);
+            uint64_t kh = f->dims[1] < in_h ? f->dims[1] : in_h, kw = f->dims[2] < in_w ? f->dims[2] : in_w;
+            per += kh * kw * (oh->opcode == MPYML_OP_CONV_2D ? f->dims[3] : 1u);
         } else if (oh->opcode == MPYML_OP_FULLY_CONNECTED) {
             per += ctx->tensors[idx[1]].dims[1];
         } else if (oh->opcode == MPYML_OP_AVERAGE_POOL_2D || oh->opcode == MPYML_OP_MAX_POOL_2D) {
-            per += (uint64_t)(uint32_t)prm[2] * (uint32_t)prm[3];
+            uint64_t fw = (uint32_t)prm[2] < in_w ? (uint32_t)prm[2] : in_w;
+            uint64_t fh = (uint32_t)prm[3] < in_h ? (uint32_t)prm[3] : in_h;
+            per += fw * fh;
         } else if (oh->opcode == MPYML_OP_SOFTMAX) {
             per += 8;
         }
@@ -504,7 +521,10 @@ static int over_budget(void) {
     return 0;
 }
 
+static double g_phase_t0 = 0;
+
 static void begin(stats_t *st, const char *name) {
+    g_phase_t0 = now();
     memset(st, 0, sizeof(*st));
     st->name = name;
     g_cur_phase = name;
@@ -524,7 +544,7 @@ static void report(const stats_t *st) {
             first = 0;
         }
     }
-    printf("}%s\n", st->violations ? " VIOLATIONS" : "");
+    printf("} %.2fs%s\n", now() - g_phase_t0, st->violations ? " VIOLATIONS" : "");
     g_total.cases += st->cases;
     g_total.accepted += st->accepted;
     g_total.invoked += st->invoked;
@@ -713,32 +733,45 @@ static void free_seed(seed_t *s) {
     free(s->i32_tensors);
 }
 
-static int replay(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "fuzz_loader: cannot open %s\n", path);
-        return 2;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = (uint8_t *)malloc(n > 0 ? (size_t)n : 1);
-    size_t got = n > 0 ? fread(b, 1, (size_t)n, f) : 0;
-    fclose(f);
+/* Replay files as they are (no CRC fix-up): one line per file, "replay PATH: STATUS index=I detail=D
+ * line=L invoked=0|1". */
+static int replay(int n, char **files) {
     stats_t st;
-    g_seed_name = path;
-    g_verbose = 1;
     begin(&st, "replay");
-    run_case(&st, b, got);
+    for (int i = 0; i < n; i++) {
+        FILE *f = fopen(files[i], "rb");
+        if (!f) {
+            fprintf(stderr, "fuzz_loader: cannot open %s\n", files[i]);
+            return 2;
+        }
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        uint8_t *b = (uint8_t *)malloc(len > 0 ? (size_t)len : 1);
+        size_t got = len > 0 ? fread(b, 1, (size_t)len, f) : 0;
+        fclose(f);
+        g_seed_name = files[i];
+        g_cur_case = (unsigned long)i;
+        snprintf(g_cur_desc, sizeof(g_cur_desc), "replay of %s", files[i]);
+        unsigned long invoked = st.invoked;
+        mpyml_ctx_t ctx;
+        mpyml_err_t err;
+        int rc = mpyml_prepare(&ctx, b, got, &err);
+        run_case(&st, b, got);
+        printf("replay %s: %s index=%d detail=%d line=%d invoked=%lu\n", files[i], status_name(rc), err.index,
+            err.detail, err.line, st.invoked - invoked);
+        free(b);
+    }
     report(&st);
-    free(b);
+    printf("TOTAL: %lu cases, %lu accepted, %lu invoked, 0 crashes, %lu violations\n", st.cases, st.accepted,
+        st.invoked, st.violations);
     return st.violations ? 1 : 0;
 }
 
 static void usage(void) {
     fprintf(stderr, "usage: fuzz_loader [-s SEED] [-f RAW_FLIPS] [-F CRC_FLIPS] [-m STRUCT] [-T TRUNC_FIX_SAMPLES]\n"
         "                   [-t SECONDS] [-w MAX_WORK] [-a MAX_ARENA] [-o CRASH_DIR] [-v] seed.mpk...\n"
-        "       fuzz_loader -r file.mpk\n");
+        "       fuzz_loader -r file.mpk...\n");
 }
 
 int main(int argc, char **argv) {
@@ -755,13 +788,13 @@ int main(int argc, char **argv) {
             g_verbose = 1;
             continue;
         }
+        if (o == 'r') return replay(argc - i - 1, argv + i + 1);
         if (i + 1 >= argc) {
             usage();
             return 2;
         }
         const char *a = argv[++i];
         switch (o) {
-            case 'r': return replay(a);
             case 's': seed = strtoul(a, NULL, 0); break;
             case 'f': n_raw = strtoul(a, NULL, 0); break;
             case 'F': n_crc = strtoul(a, NULL, 0); break;
