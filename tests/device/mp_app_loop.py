@@ -34,6 +34,9 @@ def make_pre():
     return pre
 
 
+HEAP_NOISE = 512  # bytes: see test_thousand_cycles_flat_heap_wdt_and_faults
+
+
 def test_thousand_cycles_flat_heap_wdt_and_faults():
     # read 1 fails during the warm-up, so the fault path's first-run caches are not counted as growth
     sensor = Faulty(ReplaySeries(imu_data(50), "h", loop=True, cols=6), fail_at=(1, 100, 500, 501))
@@ -58,7 +61,12 @@ def test_thousand_cycles_flat_heap_wdt_and_faults():
     free1 = settled_free()
     report("heap_free_start", free0)
     report("heap_free_end", free1)
-    eq(free1, free0, "heap after 1000 cycles")
+    # Flat heap = nothing retained per cycle. One object kept per cycle would cost >= 16 KB over 1000
+    # cycles; the bound only absorbs the GC's conservative stack scan, which can keep one or two dead
+    # blocks alive at any single measurement (no allocation happens on normal cycles: see the
+    # heap_lock cascade test).
+    if free0 - free1 > HEAP_NOISE:
+        raise AssertionError("heap after 1000 cycles: %d bytes lost" % (free0 - free1))
     eq(app.cycles, 1000)
     eq(app.read_errors, 3, "injected faults counted")
     eq(app.ok_cycles, 997, "loop continued after faults")
@@ -70,6 +78,13 @@ def test_thousand_cycles_flat_heap_wdt_and_faults():
     s = app.stats()
     report("stats", {"cycles_per_s": s["cycles_per_s"], "latency": s["latency"], "wdt_feeds": s["wdt_feeds"],
                      "read_errors": s["read_errors"], "detections": s["detections"]})
+    # a second window: growth per cycle would accumulate, noise does not
+    s = None                                          # (the stats dict above is not the loop's)
+    app.run(cycles=1000)
+    free2 = settled_free()
+    report("heap_free_after_2000", free2)
+    if free0 - free2 > HEAP_NOISE:
+        raise AssertionError("heap after 2000 cycles: %d bytes lost" % (free0 - free2))
     del events
 
 
