@@ -161,7 +161,9 @@ def test_no_native_module_for_the_boards_arch(board_factory, tmp_path: Path) -> 
     if has_viper:
         assert r.returncode == 0, r.stdout + r.stderr
         assert "no native module for xtensawin (.mpy ABI 6.3): mpyml will use" in r.stdout and "viper" in r.stdout
-        assert (b.dir / "lib" / "mpyml" / "viper_engine.mpy").exists()
+        viper = (b.dir / "lib" / "mpyml" / "viper_engine.mpy").read_bytes()
+        # compiled for the board: the .mpy header's arch bits say xtensawin (ESP32 machine code inside)
+        assert viper[0] == ord("M") and viper[1] == 6 and viper[2] >> 2 == MPY_ARCHS.index("xtensawin")
     else:
         assert r.returncode == dep.EXIT_NO_ENGINE and "xtensawin" in r.stderr
     assert not (b.dir / "lib" / "mpyml_engine.mpy").exists()
