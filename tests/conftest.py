@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -13,6 +16,22 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # tests/device/ holds plain MicroPython files (run under the unix port by the tests here), not pytest modules
 collect_ignore_glob = ["device/*"]
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """A Python file outside any package (tests/device, models/) imported by path, once per process, as `name`."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+def load_hostrun() -> ModuleType:
+    """tests/device/hostrun.py: runs tests/device scripts under the MicroPython unix port."""
+    return load_module("mpyml_device_hostrun", Path(__file__).resolve().parent / "device" / "hostrun.py")
 
 
 def shared_path(*parts: str) -> Path:

@@ -4,11 +4,12 @@ MicroPython unix port with replayed sensor data; the test checks the app's outpu
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
 from pathlib import Path
+
+from conftest import load_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,14 +21,7 @@ def example(name: str):
     r = subprocess.run([sys.executable, str(REPO / "models" / "common" / "build_examples.py")],
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
-    path = REPO / "models" / name / "build.py"
-    mod_name = f"mpyml_example_{name}"
-    if mod_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[mod_name], r.stdout
+    return load_module(f"mpyml_example_{name}", REPO / "models" / name / "build.py"), r.stdout
 
 
 def test_anomaly_flagged_normal_not():

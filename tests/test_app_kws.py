@@ -4,33 +4,22 @@ MLPerf Tiny KWS model. Labels must equal the host reference (float NumPy front e
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import shared_path
+from conftest import load_module, shared_path
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED = {"yes_1000ms.wav": "yes", "silence_1000ms.wav": "silence", "noise_1000ms.wav": "unknown",
             "no_1000ms.wav": "go"}            # the reference model itself hears "no" as "go"
 
 
-def load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def kws():
     tflite = shared_path("models", "mlperf_tiny", "kws_ref_model.tflite")
     wavs = [shared_path("data", "speech", n) for n in EXPECTED]
-    ex = load("mpyml_example_kws", REPO / "models" / "kws" / "build.py")
+    ex = load_module("mpyml_example_kws", REPO / "models" / "kws" / "build.py")
     meta = ex.build(tflite, wavs)
     return ex, meta, wavs
 

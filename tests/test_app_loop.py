@@ -3,27 +3,15 @@ successful cycle, injected sensor faults counted, cascades, duty cycling, postpr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
+from conftest import load_hostrun
 
-def _load_hostrun():
-    name = "mpyml_device_hostrun"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "device" / "hostrun.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-hostrun = _load_hostrun()
+hostrun = load_hostrun()
 
 
 def test_loop_device_suite():

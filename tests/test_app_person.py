@@ -3,28 +3,17 @@ unix port with the TFLM test images replayed through ReplayCamera + ImagePre + t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-from conftest import shared_path
+from conftest import load_module, shared_path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def test_person_scores_far_higher_on_the_person_image():
     tflite = shared_path("models", "tflm", "person_detect.tflite")
     images = [shared_path("data", "person_detection", n) for n in ("person.bmp", "no_person.bmp")]
-    ex = load("mpyml_example_person_detection", REPO / "models" / "person_detection" / "build.py")
+    ex = load_module("mpyml_example_person_detection", REPO / "models" / "person_detection" / "build.py")
     meta = ex.build(tflite, images)
     frames = ex.run_app(images)
     p, n = frames["person.bmp"], frames["no_person.bmp"]

@@ -6,10 +6,8 @@ build/demo; training runs in a subprocess so TensorFlow stays out of the test pr
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 
 import mpyml
+from conftest import load_module
 from mpyml import paths
 from mpyml.tflm import TflmRunner
 
@@ -24,20 +23,9 @@ DEMO_DIR = paths.REPO / "models" / "digits"
 N_SUBSET = 60
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def demo() -> ModuleType:
-    return _load("mpyml_test_digits_demo", DEMO_DIR / "demo.py")
+    return load_module("mpyml_test_digits_demo", DEMO_DIR / "demo.py")
 
 
 @pytest.fixture(scope="module")

@@ -4,26 +4,11 @@ MFCC and the image path allocate nothing per call. Timings are printed for the r
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-from conftest import IN_CI
+from conftest import IN_CI, load_hostrun
 
-
-def _load_hostrun():
-    name = "mpyml_device_hostrun"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "device" / "hostrun.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-hostrun = _load_hostrun()
+hostrun = load_hostrun()
 KERNELS = ("pre_logmel", "pre_mfcc", "pre_quant", "pre_image", "pre_max", "pre_i32_to_i16")
 
 

@@ -4,32 +4,21 @@ against TensorFlow: every feature within one quantization step of the model inpu
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import load_hostrun, load_module, shared_path
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE, ZP = 0.5847029089927673, 83          # kws_ref_model.tflite input quantization
 
 
-def _load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-hostrun = _load("mpyml_device_hostrun", REPO / "tests" / "device" / "hostrun.py")
-ref = _load("kws_frontend_ref", REPO / "models" / "kws" / "frontend_ref.py")
+hostrun = load_hostrun()
+ref = load_module("kws_frontend_ref", REPO / "models" / "kws" / "frontend_ref.py")
 NAMES = ("yes", "no", "noise", "silence")
 
 

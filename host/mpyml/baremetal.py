@@ -44,6 +44,7 @@ import numpy as np
 
 from . import paths
 from .mpk import MpkFile
+from .unix_port import input_bytes as _input_bytes
 
 __all__ = [
     "CPUS", "DEFAULT_BOARD", "BaremetalError", "InstructionCount", "RunResult", "count_instructions",
@@ -305,22 +306,6 @@ def run_job(mpk: bytes, input_bytes: bytes, *, cpu: str = "m4", board: str | Non
         if keep_dir is not None:
             res.elf = elf
     return res
-
-
-def _input_bytes(info: MpkFile, inputs: Sequence[Sequence[np.ndarray]]) -> bytes:
-    ins = info.input_tensors()
-    out = bytearray()
-    for sample in inputs:
-        if len(sample) != len(ins):
-            raise ValueError(f"model has {len(ins)} inputs, got {len(sample)}")
-        for arr, t in zip(sample, ins, strict=True):
-            a = np.asarray(arr)
-            if a.dtype != np.int8:
-                raise ValueError(f"input {t.index} must be int8 (raw quantized), got {a.dtype}")
-            if a.size != t.elements:
-                raise ValueError(f"input {t.index} needs {t.elements} values {t.shape}, got {a.size}")
-            out += a.tobytes()
-    return bytes(out)
 
 
 def run_on_qemu(mpk: bytes, inputs: Sequence[Sequence[np.ndarray]], cpu: str = "m4",

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
+from ._cli_util import add_subcommand, module_main
 
 # Index of sys.implementation._mpy >> 10 (MicroPython docs, "MPY files").
 MPY_ARCHS = ("", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
@@ -581,9 +582,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("board", help="virtual board: the MicroPython unix port on a pseudo-terminal",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    configure_parser(p)
+    add_subcommand(sub, "board", "virtual board: the MicroPython unix port on a pseudo-terminal",
+                   __doc__, configure_parser)
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -614,11 +614,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mpyml.board", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    configure_parser(p)
-    args = p.parse_args(argv)
-    return int(args.func(args) or 0)
+    return module_main("mpyml.board", __doc__, configure_parser, argv)
 
 
 if __name__ == "__main__":

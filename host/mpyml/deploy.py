@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
+from ._cli_util import add_subcommand, module_main
 from .board import MPY_ARCHS, BoardError, resolve_port
 from .remote import Board, BoardInfo, RemoteError, default_port, host_hash
 
@@ -516,17 +517,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("deploy", help="install the device package, engine, models and app on a board",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    configure_parser(p)
+    add_subcommand(sub, "deploy", "install the device package, engine, models and app on a board",
+                   __doc__, configure_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mpyml.deploy", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    configure_parser(p)
-    args = p.parse_args(argv)
-    return int(args.func(args) or 0)
+    return module_main("mpyml.deploy", __doc__, configure_parser, argv)
 
 
 if __name__ == "__main__":

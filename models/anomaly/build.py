@@ -135,10 +135,7 @@ def build(force: bool = False) -> dict[str, Any]:
 
 
 def run_app(replay: Path = REPLAY, mpk: Path = MPK, norm: Path = NORM) -> str:
-    r = U.run_app(APP, ["--model", str(mpk), "--norm", str(norm), str(replay)])
-    if r.returncode != 0:
-        raise RuntimeError(f"device app failed:\n{r.stdout}\n{r.stderr}")
-    return r.stdout
+    return U.app_stdout(APP, ["--model", str(mpk), "--norm", str(norm), str(replay)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,8 @@ def quiet_fds() -> Iterator[None]:
                 sys.stderr.write(tmp.read().decode("utf-8", errors="replace"))
 
 
-def import_tf() -> Any:
-    """TensorFlow, quiet and deterministic (fixed seeds, deterministic ops)."""
+def import_tf_quiet() -> Any:
+    """TensorFlow with its C++ and Python logging silenced (no seeding: see import_tf)."""
     for k, v in (("TF_CPP_MIN_LOG_LEVEL", "3"), ("TF_ENABLE_ONEDNN_OPTS", "0"), ("KERAS_BACKEND", "tensorflow"),
                  ("PYTHONHASHSEED", str(SEED)), ("ABSL_MIN_LOG_LEVEL", "3"), ("GRPC_VERBOSITY", "ERROR")):
         os.environ.setdefault(k, v)
@@ -63,6 +63,12 @@ def import_tf() -> Any:
             import absl.logging
 
             absl.logging.set_verbosity(absl.logging.ERROR)
+    return tf
+
+
+def import_tf() -> Any:
+    """TensorFlow, quiet and deterministic (fixed seeds, deterministic ops)."""
+    tf = import_tf_quiet()
     tf.keras.utils.set_random_seed(SEED)
     with contextlib.suppress(Exception):
         tf.config.experimental.enable_op_determinism()
@@ -162,6 +168,14 @@ def run_app(app: Path, args: Sequence[str], heapsize: str = "8M", timeout: float
     env = dict(os.environ, MICROPYPATH=":".join(p))
     return subprocess.run([paths.micropython_exe(), "-X", f"heapsize={heapsize}", str(app), *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def app_stdout(app: Path, args: Sequence[str]) -> str:
+    """The output of run_app(app, args); RuntimeError (with the app's stdout and stderr) when it fails."""
+    r = run_app(app, args)
+    if r.returncode != 0:
+        raise RuntimeError(f"device app failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout
 
 
 def parse_lines(out: str, tag: str) -> list[dict[str, str]]:

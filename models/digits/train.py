@@ -17,18 +17,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib.util
 import json
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def load_common() -> Any:
+    """models/common/example_util.py (models/ is not a package), shared with the example build scripts."""
+    name = "mpyml_example_util"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE.parent / "common" / "example_util.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+U = load_common()
+REPO = HERE.parents[1]
 OUT_DIR = REPO / "build" / "demo"
 TFLITE_PATH = OUT_DIR / "digits_int8.tflite"
 META_PATH = OUT_DIR / "digits_meta.json"
@@ -69,49 +82,6 @@ def cached_meta() -> dict[str, Any] | None:
     return meta
 
 
-@contextlib.contextmanager
-def _quiet_fds() -> Iterator[None]:
-    """Silence C++ log spam (TF / MLIR converter) written straight to fds 1 and 2; replay it on error."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as tmp:
-        saved = [os.dup(1), os.dup(2)]
-        os.dup2(tmp.fileno(), 1)
-        os.dup2(tmp.fileno(), 2)
-        ok = False
-        try:
-            yield
-            ok = True
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            if not ok:
-                tmp.seek(0)
-                sys.stderr.write(tmp.read().decode("utf-8", errors="replace"))
-
-
-def _import_tf() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("PYTHONHASHSEED", str(SEED))
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    with _quiet_fds():
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-        with contextlib.suppress(Exception):
-            import absl.logging
-
-            absl.logging.set_verbosity(absl.logging.ERROR)
-    return tf
-
-
 def build_model(tf: Any) -> Any:
     keras = tf.keras
     layers = keras.layers
@@ -129,7 +99,7 @@ def build_model(tf: Any) -> Any:
 def train(verbose: bool = True) -> dict[str, Any]:
     """Train, quantize and save; returns the metadata written to digits_meta.json."""
     t0 = time.monotonic()
-    tf = _import_tf()
+    tf = U.import_tf_quiet()
     keras = tf.keras
     keras.utils.set_random_seed(SEED)
     with contextlib.suppress(Exception):
@@ -139,25 +109,12 @@ def train(verbose: bool = True) -> dict[str, Any]:
     model = build_model(tf)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    with _quiet_fds():
+    with U.quiet_fds():
         model.fit(x_train, y_train, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0)
         probs = model.predict(x_test, batch_size=256, verbose=0)
     float_acc = float(np.mean(np.argmax(probs, axis=1) == y_test))
 
-    rep = x_train[:N_REPRESENTATIVE]
-
-    def representative() -> Iterator[list[np.ndarray]]:
-        for i in range(len(rep)):
-            yield [rep[i : i + 1]]
-
-    with _quiet_fds():
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-        tflite = converter.convert()
+    tflite = U.to_int8_tflite(tf, model, x_train[:N_REPRESENTATIVE])
 
     meta = {
         "script_sha256": script_hash(),
@@ -169,33 +126,13 @@ def train(verbose: bool = True) -> dict[str, Any]:
         "tflite_bytes": len(tflite),
         "train_seconds": round(time.monotonic() - t0, 1),
     }
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    # Write atomically: a concurrent reader (another demo or test run) never sees a half-written file.
-    for path, data in ((TFLITE_PATH, tflite), (META_PATH, json.dumps(meta, indent=2).encode() + b"\n")):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    # Written atomically: a concurrent reader (another demo or test run) never sees a half-written file.
+    U.write_atomic(TFLITE_PATH, tflite)
+    U.write_atomic(META_PATH, json.dumps(meta, indent=2).encode() + b"\n")
     if verbose:
         print(f"trained {model.name}: {meta['params']} parameters, float test accuracy {float_acc:.2%} "
               f"({meta['n_test']} images), {len(tflite)} B int8 .tflite, {meta['train_seconds']} s")
     return meta
-
-
-@contextlib.contextmanager
-def _train_lock() -> Iterator[None]:
-    """Serialize training across processes (parallel test workers, a demo running alongside)."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    with open(OUT_DIR / ".train.lock", "w") as f:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no locking, writes are atomic anyway
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def ensure_trained(force: bool = False, verbose: bool = True) -> dict[str, Any]:
@@ -205,7 +142,7 @@ def ensure_trained(force: bool = False, verbose: bool = True) -> dict[str, Any]:
         if verbose:
             print(f"using cached {TFLITE_PATH.relative_to(REPO)} (train.py unchanged)")
         return meta
-    with _train_lock():
+    with U.build_lock(OUT_DIR):
         meta = None if force else cached_meta()  # another process may have just trained it
         if meta is not None:
             return meta

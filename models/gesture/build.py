@@ -165,10 +165,7 @@ def build(force: bool = False) -> dict[str, Any]:
 
 
 def run_app(csv: Path = REPLAY, mpk: Path = MPK) -> str:
-    r = U.run_app(APP, ["--model", str(mpk), str(csv)])
-    if r.returncode != 0:
-        raise RuntimeError(f"device app failed:\n{r.stdout}\n{r.stderr}")
-    return r.stdout
+    return U.app_stdout(APP, ["--model", str(mpk), str(csv)])
 
 
 def main(argv: list[str] | None = None) -> int:

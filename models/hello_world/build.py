@@ -81,11 +81,9 @@ def build(force: bool = False) -> dict[str, Any]:
 
 
 def run_app(mpk: Path = MPK, sweep: Path = SWEEP) -> list[tuple[float, float]]:
-    r = U.run_app(APP, ["--model", str(mpk), str(sweep)])
-    if r.returncode != 0:
-        raise RuntimeError(f"device app failed:\n{r.stdout}\n{r.stderr}")
-    print(r.stdout, end="")
-    return [(float(d["x"]), float(d["y"])) for d in U.parse_lines(r.stdout, "SINE")]
+    out = U.app_stdout(APP, ["--model", str(mpk), str(sweep)])
+    print(out, end="")
+    return [(float(d["x"]), float(d["y"])) for d in U.parse_lines(out, "SINE")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,10 +66,7 @@ def build(tflite_path: Path = TFLITE, wavs: list[Path] | None = None, force: boo
 
 def run_app(wavs: list[Path], mode: str = "--clips", engine: str | None = None, mpk: Path = MPK) -> str:
     args = ["--model", str(mpk), mode, *(["--engine", engine] if engine else []), *map(str, wavs)]
-    r = U.run_app(APP, args)
-    if r.returncode != 0:
-        raise RuntimeError(f"device app failed:\n{r.stdout}\n{r.stderr}")
-    return r.stdout
+    return U.app_stdout(APP, args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,11 +78,9 @@ def build(tflite_path: Path = TFLITE, images: list[Path] | None = None, force: b
 
 
 def run_app(images: list[Path], mpk: Path = MPK) -> dict[str, dict[str, int]]:
-    r = U.run_app(APP, ["--model", str(mpk), *map(str, images)])
-    if r.returncode != 0:
-        raise RuntimeError(f"device app failed:\n{r.stdout}\n{r.stderr}")
-    print(r.stdout, end="")
-    return {d["name"]: {k: int(v) for k, v in d.items() if k != "name"} for d in U.parse_lines(r.stdout, "FRAME")}
+    out = U.app_stdout(APP, ["--model", str(mpk), *map(str, images)])
+    print(out, end="")
+    return {d["name"]: {k: int(v) for k, v in d.items() if k != "name"} for d in U.parse_lines(out, "FRAME")}
 
 
 def main(argv: list[str] | None = None) -> int:
