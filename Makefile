@@ -44,7 +44,9 @@ $(BUILD)/.apt:
 	    && command -v socat >/dev/null && test -f /usr/lib/arm-none-eabi/newlib/libc.a; then \
 	  echo "apt: packages already present"; \
 	else \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
+	  apt-get update -q && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES) \
+	  || { echo "apt: pinned versions unavailable (a Debian point release?); installing the current ones"; \
+	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(foreach p,$(APT_PACKAGES),$(firstword $(subst =, ,$(p)))); }; }; \
 	fi
 	touch $@
 
