@@ -38,6 +38,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     try:
         print(inspect_json(data) if args.json else format_table(inspect_model(data)))
     except (PackError, ValueError) as e:
+        if data[4:8] == b"TFL3" and not args.json:
+            from .inspect_model import tflite_ops_table
+            try:
+                print(tflite_ops_table(data))
+            except ValueError:
+                pass
         print(f"mpyml inspect: {args.model}: {e}", file=sys.stderr)
         return 2
     return 0

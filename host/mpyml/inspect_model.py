@@ -124,5 +124,23 @@ def format_table(info: dict) -> str:
     return "\n".join(lines)
 
 
+def tflite_ops_table(data: bytes) -> str:
+    """Per-op table of a .tflite that cannot be packed: every op, its shapes, and whether mpyml runs it."""
+    from .packer import OPCODES
+    from .tflite_model import read_tflite
+
+    m = read_tflite(data)
+    rows = [("#", "op", "inputs", "output", "mpyml")]
+    for op in m.operators:
+        ins = " ".join(_fmt_shape(list(m.tensors[i].shape)) for i in op.inputs
+                       if i >= 0 and not m.tensors[i].is_const)
+        out = " ".join(_fmt_shape(list(m.tensors[i].shape)) for i in op.outputs)
+        rows.append((str(op.index), op.op, ins, out, "yes" if op.op in OPCODES else "NOT SUPPORTED"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
 def inspect_json(data: bytes) -> str:
     return json.dumps(inspect_model(data), indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else o)

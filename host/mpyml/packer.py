@@ -155,11 +155,9 @@ class _Builder:
         where = f"op #{op.index} {op.op}"
         handler = getattr(self, "_op_" + op.op.lower(), None)
         if handler is None or op.op not in OPCODES:
-            raise PackError(
-                f"{where} is not supported by mpyml (supported: {', '.join(OPCODES)}). "
-                + ("Remove float QUANTIZE/DEQUANTIZE by converting with int8 input and output types."
-                   if op.op in ("QUANTIZE", "DEQUANTIZE") else "")
-            )
+            hint = (" Remove float QUANTIZE/DEQUANTIZE by converting with int8 input and output types."
+                    if op.op in ("QUANTIZE", "DEQUANTIZE") else "")
+            raise PackError(f"{where} is not supported by mpyml (supported: {', '.join(OPCODES)}).{hint}")
         handler(op, where)
 
     def _fused(self, op: Operator, where: str, out: Tensor) -> tuple[int, int]:
