@@ -11,13 +11,6 @@ __version__ = "0.1.0"
 _HDR = "<IHHIIIHHHHIIIIIIIII"
 _TENSOR = "<BBBB4HIIifI"
 _MAGIC = 0x4D59504D
-_OP_NAMES = ("?", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
-             "MAX_POOL_2D", "ADD", "RESHAPE", "SOFTMAX")
-_STATUS = ("ok", "file truncated", "not an mpyml model (bad magic)", "unsupported format version",
-           "file size field does not match the buffer", "CRC mismatch (file corrupted)",
-           "invalid header field", "model buffer not 4-byte aligned", "invalid tensor record",
-           "unsupported op code", "invalid op record", "invalid input/output table", "arena too small",
-           "model not prepared")
 _ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
           "xtensa", "xtensawin", "rv32imc", "rv64imc")
 
@@ -68,20 +61,35 @@ def _load_buffer(src):
 
 
 def _error(res):
+    from mpyml import _spec
     st, idx, detail, line = res
-    msg = _STATUS[st] if 0 <= st < len(_STATUS) else "error %d" % st
+    msg = _spec.STATUS[st] if 0 <= st < len(_spec.STATUS) else "error %d" % st
     if st == 9:  # unsupported op code
         msg = "op #%d has op code %d, which this engine does not run (it runs %s); " \
-              "update mpyml_engine.mpy or repack the model" % (idx, detail, ", ".join(_OP_NAMES[1:]))
+              "update mpyml_engine.mpy or repack the model" % (
+                  idx, detail, ", ".join(n for n in _spec.OP_NAMES[1:] if n != "?"))
     elif st == 10:
-        msg = "op #%d: invalid op record (check %d failed)" % (idx, detail)
+        msg = "op #%d: invalid op record: %s (check %d)" % (idx, _check_text(_spec, detail, res), detail)
     elif st == 8:
         msg = "tensor #%d: invalid tensor record" % idx
     elif st == 11:
         msg = "invalid input/output table (entry %d = tensor %d)" % (idx, detail)
     elif st == 7:
         msg += "; pass bytes/bytearray (not an odd memoryview slice)"
+    elif st == 3:
+        msg = "format version %d, this engine reads version %d: repack the model with this mpyml" % (
+            detail, _spec.VERSION)
     return ValueError("mpyml: invalid model: %s [engine check line %d]" % (msg, line))
+
+
+def _check_text(_spec, code, res):
+    if code >= _spec.OPERAND_BASE:
+        return "operand %d is absent or has the wrong type or storage" % (code - _spec.OPERAND_BASE)
+    if code >= _spec.PARAM_BASE:
+        return "param %d outside its range" % (code - _spec.PARAM_BASE)
+    if 20 <= code < 30:
+        return "operand %d shares arena bytes with the output" % (code - 20)
+    return _spec.CHECKS.get(code, "check failed")
 
 
 class Tensor:
@@ -151,6 +159,8 @@ class Model:
         self._buf = buf
         self._arena = arena
         self._ctx = ctx
+        self._eng_reset = getattr(eng, "reset", None)
+        self.reset()
         mv = memoryview(arena)
         idx = struct.unpack_from("<%dH" % (n_in + n_out), buf, io_off)
 
@@ -164,6 +174,11 @@ class Model:
         self.input = self.inputs[0]
         self.output = self.outputs[0]
         self.n_tensors = n_tensors
+
+    def reset(self):
+        """Zero the model's recurrent state (RNN/SVDF models): start a new sequence."""
+        if self._eng_reset is not None:
+            self._eng_reset(self._buf, self._arena, self._ctx)
 
     def invoke(self):
         """Run one inference on the current input buffer(s). Allocates nothing."""

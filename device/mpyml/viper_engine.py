@@ -42,11 +42,11 @@ E_IO = const(11)
 E_ARENA = const(12)
 E_CTX = const(13)
 
-_VERSION = const(0x000100)          # MPYML_ENGINE_VERSION of the C engine this one mirrors
+_VERSION = const(0x000200)          # MPYML_ENGINE_VERSION of the C engine this one mirrors
 _MAGIC = 0x4D59504D
 
 # ---------------------------------------------------------------- ctx layout (int32 words)
-_CTX_WORDS = const(64)
+_CTX_WORDS = const(384)
 _CTX_MAGIC = const(0x3650564D)      # < 2**30 on purpose (a small int everywhere)
 _C_MAGIC = const(0)
 _C_LEN = const(1)                   # model length
@@ -70,6 +70,15 @@ _C_IN = const(16)
 _C_OUT = const(26)
 _C_T1 = const(36)
 _C_P = const(48)                    # the op's int32 params (up to 12)
+# ops of the op families (code >= 9, kernels in mpyml/viper_<family>.py): invoke decodes every operand
+# k into 8 words at _C_X + 8 * k: +0 byte offset in its buffer (const: into the model, arena: into the
+# arena), +1 storage (0 arena, 1 const, 2 absent), +2..+5 dims right-aligned n h w c (leading 1s),
+# +6 nbytes, +7 type code; the params into _C_XP + i; then calls the family's run(opc, model, arena, ctx).
+_C_XNIN = const(60)
+_C_XNOUT = const(61)
+_C_XNP = const(62)
+_C_XP = const(64)
+_C_X = const(128)
 
 
 def ctx_size():
@@ -202,13 +211,18 @@ def _shape4(t):
     return d
 
 
+_ES = (0, 1, 4, 4, 1, 2, 8)          # element bytes by type code (mpyml/_spec.py TYPES)
+
+
 def _check_tensor(t, arena_size, data_size):
     ty, nd, storage, flags = t[0], t[1], t[2], t[3]
-    if ty != 1 and ty != 2:
+    if ty < 1 or ty > 6:
         return False
     if nd < 1 or nd > 4:
         return False
-    if flags != 0 or t[12] != 0:
+    if t[12] != 0:
+        return False
+    if flags != 0 and not (flags == 1 and storage == 0):
         return False
     n = 1
     for i in range(4):
@@ -221,25 +235,84 @@ def _check_tensor(t, arena_size, data_size):
                 return False
         elif d != 0:
             return False
-    es = 4 if ty == 2 else 1
+    es = _ES[ty]
     off, nbytes, zp = t[8], t[9], t[10]
     if n * es != nbytes:
         return False
-    if off % es != 0:
+    if off % (4 if es > 4 else es) != 0:
         return False
     if ty == 1:
         if not _in_range(zp, -128, 127):
             return False
+    elif ty == 4:
+        if not _in_range(zp, 0, 255):
+            return False
+    elif ty == 5:
+        if not _in_range(zp, -32768, 32767):
+            return False
     elif zp != 0:
         return False
     if storage == 0:
-        if ty != 1:
-            return False
         return _fits(off, nbytes, arena_size)
     if storage == 1:
         # (data address + offset) % es: the model is 4-aligned and data_offset 16-aligned
         return _fits(off, nbytes, data_size)
     return False
+
+
+def _overlap(a, b):
+    return (a is not None and b is not None and a[2] == 0 and b[2] == 0
+            and a[8] < b[8] + b[9] and b[8] < a[8] + a[9])
+
+
+_FAMS = {}      # family index -> imported mpyml.viper_<family> module
+_RUN = [None] * 256     # op code -> its family's run(), set by prepare (invoke only indexes it)
+
+
+def _family(fi):
+    m = _FAMS.get(fi)
+    if m is None:
+        from mpyml import _spec
+        name = _spec.FAMILIES[fi]
+        m = __import__("mpyml.viper_" + name, None, None, ("run",))
+        _FAMS[fi] = m
+    return m
+
+
+def _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data):
+    # mirrors check_generic() of mpyml_engine.c: operand rules and param ranges from the spec, no
+    # output overlapping an input or another output, then the family's check
+    rng, rules, n_spec_in = d[4], d[5], d[6]
+    n_spec = len(rules)
+    ts = []
+    for k in range(n_in + n_out):
+        if k < n_in:
+            j = k if k < n_spec_in else n_spec_in - 1
+        else:
+            j = n_spec_in + (k - n_in if k - n_in < n_spec - n_spec_in else n_spec - n_spec_in - 1)
+        mask, storage, optional = rules[j]
+        t = None if idx[k] == 0xFFFF else tens[idx[k]]
+        if t is None:
+            if not optional or k >= n_in:
+                return 200 + k, ts
+            ts.append(None)
+            continue
+        if not (mask >> t[0]) & 1:
+            return 200 + k, ts
+        if storage != 2 and t[2] != storage:
+            return 200 + k, ts
+        ts.append(t)
+    for i in range(len(prm)):
+        lo, hi = rng[i]
+        if prm[i] < lo or prm[i] > hi:
+            return 100 + i, ts
+    for k in range(n_in, n_in + n_out):
+        for j in range(k):
+            if _overlap(ts[j], ts[k]):
+                return 73, ts
+    fam = _family(d[9])
+    _RUN[opcode] = fam.run
+    return fam.check(opcode, ts, n_in, n_out, prm, buf, data), ts
 
 
 def _is_act(t):
@@ -415,6 +488,7 @@ def _check_op(opcode, idx, n_in, p, tens, buf, data):
 
 def _validate(buf):
     # -> None (valid) or (status, index, detail, check); the ctx is filled by prepare()
+    from mpyml import _spec
     size = len(buf)
     if _addr_lo(buf) & 3:
         return (E_ALIGN, -1, 0, 1)
@@ -426,7 +500,7 @@ def _validate(buf):
      reserved) = h
     if magic != _MAGIC:
         return (E_MAGIC, -1, 0, 3)
-    if ver != 1:
+    if ver != 2:
         return (E_VERSION, -1, ver, 4)
     if file_size > size:
         return (E_TRUNCATED, -1, size, 5)
@@ -462,7 +536,7 @@ def _validate(buf):
 
     for i in range(n_inputs + n_outputs):
         ti = struct.unpack_from("<H", buf, io_offset + 2 * i)[0]
-        if ti == 0xFFFF or ti >= n_tensors or not _is_act(tens[ti]):
+        if ti == 0xFFFF or ti >= n_tensors or tens[ti][2] != 0:
             return (E_IO, i, ti, 19)
 
     op = ops_offset
@@ -471,16 +545,18 @@ def _validate(buf):
         if remaining < 8:
             return (E_OP, i, 0, 20)
         opcode, n_in, n_out, n_params, osize, ores = struct.unpack_from("<BBBBHH", buf, op)
-        if opcode < 1 or opcode > 8:
+        d = _spec.OPS.get(opcode)
+        if d is None:
             return (E_OPCODE, i, opcode, 21)
+        core = d[7]
         n_idx = n_in + n_out
         n_pad = (n_idx + 1) & ~1
         want = 8 + 2 * n_pad + 4 * n_params
         if osize != want or osize > remaining or ores != 0:
             return (E_OP, i, 0, 22)
-        lo = _MIN_IN[opcode]
-        if n_in < lo or n_in > lo or n_out != 1 or n_params != _NPARAMS[opcode]:
-            return (E_OP, i, 0, 23)
+        if (n_in < d[0] or n_in > d[1] or n_out < d[2] or n_out > d[3] or n_params != len(d[4])
+                or n_idx > 32):
+            return (E_OP, i, 0 if core else 70, 23)
         idx = struct.unpack_from("<%dH" % n_pad, buf, op + 8)
         for k in range(n_pad):
             if k >= n_idx:
@@ -489,6 +565,13 @@ def _validate(buf):
             elif idx[k] != 0xFFFF and idx[k] >= n_tensors:
                 return (E_OP, i, k, 25)
         prm = struct.unpack_from("<%di" % n_params, buf, op + 8 + 2 * n_pad)
+        if not core:
+            bad = _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data_offset)[0]
+            if bad:
+                return (E_OP, i, bad, 29)
+            op += osize
+            remaining -= osize
+            continue
         bad = _check_op(opcode, idx, n_in, prm, tens, buf, data_offset)
         if bad:
             return (E_OP, i, bad, 26)
@@ -505,6 +588,25 @@ def _validate(buf):
     if remaining != 0:
         return (E_OP, n_ops, 0, 27)
     return None
+
+
+def reset(model, arena, ctx):
+    """Zero the model's STATE tensors (RNN state) in the arena (as mpyml_reset_state)."""
+    h = struct.unpack_from(_HDR, model, 0)
+    tens = _Tensors(model, h[10], h[6])
+    for i in range(h[6]):
+        t = tens[i]
+        if t[3] & 1 and t[8] + t[9] <= len(arena):
+            _zero_at(arena, t[8], t[9])
+
+
+@micropython.viper
+def _zero_at(buf, off: int, n: int):
+    p = ptr8(buf)
+    i = 0
+    while i < n:
+        p[off + i] = 0
+        i += 1
 
 
 def prepare(model, ctx):
@@ -633,8 +735,66 @@ def invoke(model, arena, ctx):
             _k_reshape(xin, arena, 0, ctx)
         elif opc == 8:
             _k_softmax(xin, arena, 0, ctx)
+        else:
+            _ext(model, arena, ctx, op, tens, data)
         op += m16[(op + 4) >> 1]
         i += 1
+
+
+@micropython.viper
+def _ext(model, arena, ctx, op: int, tens: int, data: int):
+    # an op of a family: decode every operand and the params into the ctx, then the family's run()
+    c = ptr32(ctx)
+    m8 = ptr8(model)
+    m16 = ptr16(model)
+    m32 = ptr32(model)
+    opc = m8[op]
+    n_in = m8[op + 1]
+    n_out = m8[op + 2]
+    n_p = m8[op + 3]
+    n_idx = n_in + n_out
+    npad = ((n_idx + 1) >> 1) << 1
+    ib = (op + 8) >> 1
+    pw = (op + 8 + 2 * npad) >> 2
+    k = 0
+    while k < n_p:
+        c[_C_XP + k] = m32[pw + k]
+        k += 1
+    c[_C_XNIN] = n_in
+    c[_C_XNOUT] = n_out
+    c[_C_XNP] = n_p
+    k = 0
+    while k < n_idx:
+        base = _C_X + 8 * k
+        t = m16[ib + k]
+        if t == 0xFFFF:
+            c[base + 1] = 2
+        else:
+            rec = tens + (t << 5)
+            nd = m8[rec + 1]
+            st = m8[rec + 2]
+            off = m32[(rec + 12) >> 2]
+            if st:
+                off += data
+            c[base] = off
+            c[base + 1] = st
+            c[base + 2] = 1
+            c[base + 3] = 1
+            c[base + 4] = 1
+            c[base + 5] = 1
+            j = 0
+            r16 = (rec + 4) >> 1
+            while j < nd:
+                c[base + 6 - nd + j] = m16[r16 + j]
+                j += 1
+            c[base + 6] = m32[(rec + 16) >> 2]
+            c[base + 7] = m8[rec]
+        k += 1
+    _run_family(opc, model, arena, ctx)
+
+
+def _run_family(opc, model, arena, ctx):
+    _RUN[opc](opc, model, arena, ctx)
 
 
 # ---------------------------------------------------------------- kernels

@@ -85,10 +85,9 @@ class BaremetalError(RuntimeError):
 # ---------------------------------------------------------------------------------------------- statuses
 
 def _status_names() -> list[str]:
-    """mpyml_status_t names in enum order, read from the engine header (the single source of truth)."""
-    text = ENGINE_HEADER.read_text()
-    body = text[text.index("typedef enum {"):text.index("} mpyml_status_t;")]
-    return re.findall(r"^\s*(MPYML_[A-Z_]+)\s*(?:=\s*0\s*)?,", body, re.M)
+    """mpyml_status_t names in enum order, from the spec (host/mpyml/spec, the single source of truth)."""
+    from . import spec
+    return [("MPYML_OK" if n == "OK" else f"MPYML_E_{n}") for n, _ in spec.STATUS] + ["MPYML_E__COUNT"]
 
 
 def status_name(status: int) -> str:

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from . import paths
+from .spec import STATUS
 
-STATUS_NAMES = ("MPYML_OK", "MPYML_E_TRUNCATED", "MPYML_E_MAGIC", "MPYML_E_VERSION", "MPYML_E_SIZE",
-                "MPYML_E_CRC", "MPYML_E_HEADER", "MPYML_E_ALIGN", "MPYML_E_TENSOR", "MPYML_E_OPCODE",
-                "MPYML_E_OP", "MPYML_E_IO", "MPYML_E_ARENA", "MPYML_E_CTX")
+STATUS_NAMES = tuple(("MPYML_OK" if n == "OK" else f"MPYML_E_{n}") for n, _ in STATUS)
 (OK, E_TRUNCATED, E_MAGIC, E_VERSION, E_SIZE, E_CRC, E_HEADER, E_ALIGN, E_TENSOR, E_OPCODE, E_OP, E_IO,
  E_ARENA, E_CTX) = range(len(STATUS_NAMES))
 

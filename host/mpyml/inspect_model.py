@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from .mpk import MOp, MpkFile
-from .packer import pack
+from .packer import pack_model, serialize
 
 PARAM_NAMES = {
     "CONV_2D": ("stride_w", "stride_h", "dil_w", "dil_h", "pad_w", "pad_h", "input_offset", "output_offset",
@@ -42,9 +42,12 @@ def _macs(f: MpkFile, op: MOp) -> int:
 def inspect_model(data: bytes) -> dict:
     """Describe a model (.mpk bytes, or .tflite bytes which are packed first) as a dict."""
     tflite_bytes = None
+    notes: list[str] | None = None
     if data[4:8] == b"TFL3":
         tflite_bytes = len(data)
-        data = pack(data)
+        pm = pack_model(data)
+        notes = pm.notes
+        data = serialize(pm)
     f = MpkFile(data)
     h = f.header
     layers = []
@@ -84,6 +87,8 @@ def inspect_model(data: bytes) -> dict:
     }
     if tflite_bytes is not None:
         res["tflite_bytes"] = tflite_bytes
+    if notes is not None:
+        res["cleanup"] = notes          # graph.cleanup(): what was folded / fused before lowering
     return res
 
 
@@ -121,6 +126,8 @@ def format_table(info: dict) -> str:
         f"peak RAM at run time: arena {info['arena_bytes']:,} B (+ the model file if it is loaded into RAM "
         f"instead of memory-mapped)",
     ]
+    if info.get("cleanup"):
+        lines += ["", "graph clean-up:"] + [f"  {n}" for n in info["cleanup"]]
     return "\n".join(lines)
 
 

@@ -15,10 +15,10 @@ from .packer import (
     OP_HDR_FMT,
     OP_NAMES,
     S_ARENA,
-    T_INT32,
     TENSOR_FMT,
     TENSOR_SIZE,
 )
+from .spec import TYPE_NAME, TYPES
 
 HEADER_FIELDS = ("magic", "version", "header_size", "file_size", "crc32", "arena_size", "n_tensors", "n_ops",
                  "n_inputs", "n_outputs", "tensors_offset", "ops_offset", "ops_size", "io_offset",
@@ -44,7 +44,11 @@ class MTensor:
 
     @property
     def dtype(self) -> str:
-        return "int32" if self.type == T_INT32 else "int8"
+        return TYPE_NAME.get(self.type, f"type{self.type}")
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(TYPES[self.dtype][2])
 
     @property
     def in_arena(self) -> bool:
@@ -108,7 +112,7 @@ class MpkFile:
 
     def const_array(self, t: MTensor) -> np.ndarray:
         start = self.header["data_offset"] + t.offset
-        dt = np.dtype("<i4") if t.type == T_INT32 else np.int8
+        dt = t.np_dtype
         return np.frombuffer(self.data[start:start + t.nbytes], dtype=dt).reshape(t.shape)
 
 

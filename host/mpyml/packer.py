@@ -1,6 +1,7 @@
-"""The packer: int8 TFLite model -> mpyml packed model (.mpk, format v1, docs/FORMAT.md).
+"""The packer: int8 TFLite model -> mpyml packed model (.mpk, format v2, docs/FORMAT.md).
 
-Owns: checking every op and dtype against what the engine runs, lowering TFLite ops to mpyml ops
+Owns: checking every op and dtype against what the engine runs, lowering TFLite ops to mpyml ops (the
+eight core ops here, the op families in host/mpyml/lower/, registered by TFLite op name)
 with every float-derived parameter precomputed (multipliers, shifts, activation ranges, softmax
 scaling), laying out the constant data section, planning the arena, and writing the file.
 """
@@ -13,37 +14,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import quantize
+from . import quantize, spec
 from .planner import plan_arena
+from .spec import (  # noqa: F401  (re-exported: mpk, tests)
+    ALIGN_ARENA,
+    ALIGN_DATA,
+    HEADER_FMT,
+    HEADER_SIZE,
+    MAGIC,
+    NO_TENSOR,
+    OP_HDR_FMT,
+    OP_NAMES,
+    OPCODES,
+    TENSOR_FMT,
+    TENSOR_SIZE,
+    TYPE_CODE,
+    TYPE_SIZE,
+    VERSION,
+)
 from .tflite_model import ACTIVATION, PADDING, Operator, Tensor, TFLiteError, TFLiteModel, read_tflite
 
-MAGIC = 0x4D59504D
-VERSION = 1
-HEADER_SIZE = 64
-TENSOR_SIZE = 32
-ALIGN_DATA = 16
-ALIGN_ARENA = 16
-NO_TENSOR = 0xFFFF
-
-T_INT8, T_INT32 = 1, 2
-S_ARENA, S_CONST = 0, 1
-
-OPCODES = {
-    "CONV_2D": 1,
-    "DEPTHWISE_CONV_2D": 2,
-    "FULLY_CONNECTED": 3,
-    "AVERAGE_POOL_2D": 4,
-    "MAX_POOL_2D": 5,
-    "ADD": 6,
-    "RESHAPE": 7,
-    "SOFTMAX": 8,
-}
-OP_NAMES = {v: k for k, v in OPCODES.items()}
+T_INT8, T_INT32, T_FLOAT32, T_UINT8, T_INT16, T_INT64 = (TYPE_CODE[n] for n in
+                                                         ("int8", "int32", "float32", "uint8", "int16", "int64"))
+S_ARENA, S_CONST = spec.STORAGE["arena"], spec.STORAGE["const"]
+F_STATE = spec.TENSOR_FLAGS["STATE"]
+# TFLite dtype name -> mpyml type code
+TFLITE_TYPES = {"INT8": T_INT8, "INT32": T_INT32, "FLOAT32": T_FLOAT32, "UINT8": T_UINT8, "INT16": T_INT16,
+                "INT64": T_INT64}
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-
-HEADER_FMT = "<IHHIIIHHHHIIIIIIIII"
-TENSOR_FMT = "<BBBB4HIIiII"
-OP_HDR_FMT = "<BBBBHH"
 assert struct.calcsize(HEADER_FMT) == HEADER_SIZE
 assert struct.calcsize(TENSOR_FMT) == TENSOR_SIZE
 
@@ -65,10 +63,11 @@ class PTensor:
     data: bytes | None = None        # const contents
     offset: int = 0                  # assigned by layout/planner
     tflite_index: int = -1
+    flags: int = 0                   # F_STATE: persists across invokes (RNN state)
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * (4 if self.type == T_INT32 else 1)
+        return int(np.prod(self.shape, dtype=np.int64)) * TYPE_SIZE[self.type]
 
 
 @dataclass
@@ -150,14 +149,65 @@ class _Builder:
             raise PackError(f"{where}: tensor {t.index} '{t.name}' needs per-tensor quantization "
                             f"(has {len(t.scales)} scales)")
 
+    def tensor(self, ti: int, where: str, types: tuple[str, ...] = ("INT8",)) -> int:
+        """Packed index of TFLite tensor `ti` of one of `types` (TFLite dtype names): an arena tensor
+        (created on first use) or, for a constant, a const tensor. Per-tensor quantization is kept."""
+        if ti in self.act_map:
+            return self.act_map[ti]
+        t = self.m.tensors[ti]
+        if t.dtype not in types:
+            raise PackError(f"{where}: tensor {t.index} '{t.name}' is {t.dtype}; this op takes {'/'.join(types)}")
+        code = TFLITE_TYPES.get(t.dtype)
+        if code is None:
+            raise PackError(f"{where}: tensor {t.index} '{t.name}' has type {t.dtype}, which mpyml does not store")
+        if t.is_const:
+            assert t.data is not None
+            arr = np.ascontiguousarray(t.data, dtype=spec.TYPES[spec.TYPE_NAME[code]][2])
+            self.tensors.append(PTensor(t.name, self._shape(t, where), code, S_CONST, t.zero_point, t.scale,
+                                        data=arr.tobytes(), tflite_index=t.index))
+            return len(self.tensors) - 1
+        self.tensors.append(PTensor(t.name, self._shape(t, where), code, S_ARENA, t.zero_point, t.scale,
+                                    tflite_index=ti))
+        self.act_map[ti] = len(self.tensors) - 1
+        return self.act_map[ti]
+
+    def const(self, name: str, values: np.ndarray, type_name: str, shape: tuple[int, ...] | None = None,
+              scale: float = 0.0, zero_point: int = 0) -> int:
+        """A constant tensor made by the packer (tables, params too long for the record...)."""
+        code = TYPE_CODE[type_name]
+        arr = np.ascontiguousarray(values, dtype=spec.TYPES[type_name][2])
+        shp = tuple(int(d) for d in (shape if shape is not None else (arr.size,)))
+        self.tensors.append(PTensor(name, shp, code, S_CONST, zero_point, scale, data=arr.tobytes()))
+        return len(self.tensors) - 1
+
+    def scratch(self, name: str, shape: tuple[int, ...], type_name: str, state: bool = False) -> int:
+        """An arena tensor made by the packer: op scratch (live during its op only) or, with state=True,
+        RNN state that persists across invokes (zeroed at load)."""
+        self.tensors.append(PTensor(name, tuple(shape), TYPE_CODE[type_name], S_ARENA,
+                                    flags=F_STATE if state else 0))
+        return len(self.tensors) - 1
+
+    def emit(self, opname: str, inputs: list[int], outputs: list[int], params: list[int], op: Operator,
+             macs: int = 0, info: dict | None = None) -> None:
+        """Append an engine op, after checking its params against the loader's ranges (the spec)."""
+        try:
+            spec.check_params(opname, [int(p) for p in params])
+        except spec.SpecRangeError as e:
+            raise PackError(f"op #{op.index} {op.op}: {e}: the board would refuse this model") from None
+        self.ops.append(POp(OPCODES[opname], list(inputs), list(outputs), [int(p) for p in params], op.index,
+                            macs, info or {}))
+
     # ---- ops
     def add_op(self, op: Operator) -> None:
         where = f"op #{op.index} {op.op}"
-        handler = getattr(self, "_op_" + op.op.lower(), None)
-        if handler is None or op.op not in OPCODES:
-            hint = (" Remove float QUANTIZE/DEQUANTIZE by converting with int8 input and output types."
-                    if op.op in ("QUANTIZE", "DEQUANTIZE") else "")
-            raise PackError(f"{where} is not supported by mpyml (supported: {', '.join(OPCODES)}).{hint}")
+        from .lower import LOWERINGS
+        handler = getattr(self, "_op_" + op.op.lower(), None) if op.op in _CORE_TFLITE else None
+        if handler is None and op.op in LOWERINGS:
+            LOWERINGS[op.op](self, op, where)
+            return
+        if handler is None:
+            raise PackError(f"{where} is not supported by mpyml (supported: "
+                            f"{', '.join(sorted(supported_tflite_ops()))}).")
         handler(op, where)
 
     def _fused(self, op: Operator, where: str, out: Tensor) -> tuple[int, int]:
@@ -352,6 +402,16 @@ class _Builder:
                             0, {"beta": beta}))
 
 
+_CORE_TFLITE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
+                "RESHAPE", "SOFTMAX")
+
+
+def supported_tflite_ops() -> set[str]:
+    """Every TFLite builtin op name the packer lowers (core handlers + host/mpyml/lower/ families)."""
+    from .lower import LOWERINGS
+    return set(_CORE_TFLITE) | set(LOWERINGS)
+
+
 @dataclass
 class PackedModel:
     """Result of lowering + planning (before serialization); also what `inspect` reports."""
@@ -362,6 +422,7 @@ class PackedModel:
     outputs: list[int]
     arena_size: int
     data: bytes = b""
+    notes: list[str] = field(default_factory=list)   # what graph.cleanup() folded / fused before lowering
 
 
 def lower(model: TFLiteModel) -> PackedModel:
@@ -411,7 +472,7 @@ def serialize(pm: PackedModel) -> bytes:
     for t in pm.tensors:
         dims = list(t.shape) + [0] * (4 - len(t.shape))
         scale_bits = struct.unpack("<I", struct.pack("<f", t.scale))[0]
-        tensor_blob += struct.pack(TENSOR_FMT, t.type, len(t.shape), t.storage, 0, *dims, t.offset, t.nbytes,
+        tensor_blob += struct.pack(TENSOR_FMT, t.type, len(t.shape), t.storage, t.flags, *dims, t.offset, t.nbytes,
                                    t.zero_point, scale_bits, 0)
     ops_off = tensors_off + len(tensor_blob)
     ops_blob = bytearray()
@@ -439,10 +500,23 @@ def serialize(pm: PackedModel) -> bytes:
     return bytes(buf)
 
 
-def pack(tflite: bytes) -> bytes:
-    """Pack an int8 .tflite model into the mpyml format. Raises PackError (a ValueError) with a clear message."""
+def pack_model(tflite: bytes) -> PackedModel:
+    """read_tflite -> graph.cleanup (exact rewrites) -> every unsupported op reported at once -> lower.
+    The clean-up notes are on the result (`.notes`)."""
+    from .graph import cleanup, unsupported_report
     try:
         model = read_tflite(tflite)
     except TFLiteError as e:
         raise PackError(str(e)) from None
-    return serialize(lower(model))
+    model, notes = cleanup(model)
+    report = unsupported_report(model, supported_tflite_ops())
+    if report:
+        raise PackError(report)
+    pm = lower(model)
+    pm.notes = notes
+    return pm
+
+
+def pack(tflite: bytes) -> bytes:
+    """Pack an int8 .tflite model into the mpyml format. Raises PackError (a ValueError) with a clear message."""
+    return serialize(pack_model(tflite))

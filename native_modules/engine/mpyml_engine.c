@@ -8,6 +8,7 @@
 #include <string.h>
 #include "mpyml_engine.h"
 #include "ops/ops.h"
+#include "ops/op_table.h"
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -41,68 +42,15 @@ uint32_t mpyml_crc32(uint32_t crc, const uint8_t *buf, size_t len) {
     return ~crc;
 }
 
-const char *mpyml_status_str(int status) {
-    switch (status) {
-        case MPYML_OK: return "ok";
-        case MPYML_E_TRUNCATED: return "file truncated";
-        case MPYML_E_MAGIC: return "not an mpyml model (bad magic)";
-        case MPYML_E_VERSION: return "unsupported format version";
-        case MPYML_E_SIZE: return "file size field does not match the buffer";
-        case MPYML_E_CRC: return "CRC mismatch (file corrupted)";
-        case MPYML_E_HEADER: return "invalid header field";
-        case MPYML_E_ALIGN: return "buffer not 4-byte aligned";
-        case MPYML_E_TENSOR: return "invalid tensor record";
-        case MPYML_E_OPCODE: return "unsupported op code";
-        case MPYML_E_OP: return "invalid op record";
-        case MPYML_E_IO: return "invalid input/output table";
-        case MPYML_E_ARENA: return "arena too small";
-        case MPYML_E_CTX: return "model not prepared";
-        default: return "unknown error";
-    }
-}
-
-const char *mpyml_op_name(int opcode) {
-    switch (opcode) {
-        case MPYML_OP_CONV_2D: return "CONV_2D";
-        case MPYML_OP_DEPTHWISE_CONV_2D: return "DEPTHWISE_CONV_2D";
-        case MPYML_OP_FULLY_CONNECTED: return "FULLY_CONNECTED";
-        case MPYML_OP_AVERAGE_POOL_2D: return "AVERAGE_POOL_2D";
-        case MPYML_OP_MAX_POOL_2D: return "MAX_POOL_2D";
-        case MPYML_OP_ADD: return "ADD";
-        case MPYML_OP_RESHAPE: return "RESHAPE";
-        case MPYML_OP_SOFTMAX: return "SOFTMAX";
-        default: return "?";
-    }
-}
-
-/* The op table: operand counts and parameter count of every op this engine runs. */
-typedef struct {
-    uint8_t min_in, max_in, n_out, n_params;
-} op_def_t;
-
-static int op_def(int opcode, op_def_t *d) {
-    switch (opcode) {
-        case MPYML_OP_CONV_2D:
-        case MPYML_OP_DEPTHWISE_CONV_2D:
-            d->min_in = 5; d->max_in = 5; d->n_out = 1; d->n_params = MPYML_CONV_NPARAMS; return 1;
-        case MPYML_OP_FULLY_CONNECTED:
-            d->min_in = 5; d->max_in = 5; d->n_out = 1; d->n_params = MPYML_FC_NPARAMS; return 1;
-        case MPYML_OP_AVERAGE_POOL_2D:
-        case MPYML_OP_MAX_POOL_2D:
-            d->min_in = 1; d->max_in = 1; d->n_out = 1; d->n_params = MPYML_POOL_NPARAMS; return 1;
-        case MPYML_OP_ADD:
-            d->min_in = 2; d->max_in = 2; d->n_out = 1; d->n_params = MPYML_ADD_NPARAMS; return 1;
-        case MPYML_OP_RESHAPE:
-            d->min_in = 1; d->max_in = 1; d->n_out = 1; d->n_params = MPYML_RESHAPE_NPARAMS; return 1;
-        case MPYML_OP_SOFTMAX:
-            d->min_in = 1; d->max_in = 1; d->n_out = 1; d->n_params = MPYML_SOFTMAX_NPARAMS; return 1;
-        default:
-            return 0;
-    }
-}
-
+/* element bytes of a type code, 0 for an unknown type */
 static uint32_t elem_size(int type) {
-    return type == MPYML_T_INT32 ? 4u : 1u;
+    switch (type) {
+        case MPYML_T_INT8: case MPYML_T_UINT8: return 1u;
+        case MPYML_T_INT16: return 2u;
+        case MPYML_T_INT32: case MPYML_T_FLOAT32: return 4u;
+        case MPYML_T_INT64: return 8u;
+        default: return 0u;
+    }
 }
 
 static uint32_t tensor_elems(const mpyml_tensor_t *t) {
@@ -129,9 +77,11 @@ static int in_range(int32_t v, int32_t lo, int32_t hi) {
 /* ------------------------------------------------------------------ validation */
 
 static int check_tensor(const mpyml_tensor_t *t, uint32_t arena_size, uint32_t data_size, uintptr_t data_addr) {
-    if (t->type != MPYML_T_INT8 && t->type != MPYML_T_INT32) return 0;
+    uint32_t es = elem_size(t->type);
+    if (es == 0) return 0;
     if (t->ndim < 1 || t->ndim > MPYML_MAX_DIMS) return 0;
-    if (t->flags != 0 || t->reserved != 0) return 0;
+    if (t->reserved != 0) return 0;
+    if (t->flags != 0 && !(t->flags == MPYML_TF_STATE && t->storage == MPYML_S_ARENA)) return 0;
     uint64_t n = 1;
     for (int i = 0; i < MPYML_MAX_DIMS; i++) {
         if (i < t->ndim) {
@@ -142,20 +92,19 @@ static int check_tensor(const mpyml_tensor_t *t, uint32_t arena_size, uint32_t d
             return 0;
         }
     }
-    uint32_t es = elem_size(t->type);
     if (n * es != t->nbytes) return 0;
-    if (t->offset % es != 0) return 0;
-    if (t->type == MPYML_T_INT8) {
-        if (!in_range(t->zero_point, -128, 127)) return 0;
-    } else if (t->zero_point != 0) {
-        return 0;
+    if (t->offset % (es > 4 ? 4 : es) != 0) return 0;
+    switch (t->type) {
+        case MPYML_T_INT8: if (!in_range(t->zero_point, -128, 127)) return 0; break;
+        case MPYML_T_UINT8: if (!in_range(t->zero_point, 0, 255)) return 0; break;
+        case MPYML_T_INT16: if (!in_range(t->zero_point, -32768, 32767)) return 0; break;
+        default: if (t->zero_point != 0) return 0; break;
     }
     if (t->storage == MPYML_S_ARENA) {
-        if (t->type != MPYML_T_INT8) return 0;
         return fits(t->offset, t->nbytes, arena_size);
     }
     if (t->storage == MPYML_S_CONST) {
-        if ((data_addr + t->offset) % es != 0) return 0;
+        if ((data_addr + t->offset) % (es > 4 ? 4 : es) != 0) return 0;
         return fits(t->offset, t->nbytes, data_size);
     }
     return 0;
@@ -174,6 +123,10 @@ static const mpyml_tensor_t *operand(const tables_t *tb, uint16_t idx) {
 
 static int is_act(const mpyml_tensor_t *t) {
     return t && t->type == MPYML_T_INT8 && t->storage == MPYML_S_ARENA;
+}
+
+static int is_arena(const mpyml_tensor_t *t) {
+    return t && t->storage == MPYML_S_ARENA;
 }
 
 static int is_i8(const mpyml_tensor_t *t) {
@@ -314,6 +267,40 @@ static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t
     }
 }
 
+/* Spec-driven checks of an op that is not a core op, then its family's <kernel>_check. */
+static int check_generic(const mpyml_op_info_t *d, const mpyml_op_hdr_t *oh, const uint16_t *idx,
+    const int32_t *prm, const tables_t *tb, const uint8_t *data) {
+    mpyml_op_view_t v;
+    memset(&v, 0, sizeof(v));
+    v.opcode = oh->opcode; v.n_in = oh->n_in; v.n_out = oh->n_out; v.n_params = oh->n_params;
+    v.params = prm; v.data = data;
+    uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
+    for (uint32_t k = 0; k < n_idx; k++) {
+        mpyml_operand_rule_t r;
+        mpyml_op_operand_rule(d, (int)k, oh->n_in, &r);
+        const mpyml_tensor_t *t = operand(tb, idx[k]);
+        if (t == NULL) {
+            if (!r.optional || k >= oh->n_in) return MPYML_CHK_OPERAND_BASE + (int)k;
+            continue;
+        }
+        if (!((r.typemask >> t->type) & 1u)) return MPYML_CHK_OPERAND_BASE + (int)k;
+        if (r.storage != 2 && t->storage != r.storage) return MPYML_CHK_OPERAND_BASE + (int)k;
+        v.t[k] = t;
+    }
+    for (int i = 0; i < oh->n_params; i++) {
+        int32_t lo, hi;
+        mpyml_op_param_range(d, i, &lo, &hi);
+        if (prm[i] < lo || prm[i] > hi) return MPYML_CHK_PARAM_BASE + i;
+    }
+    /* no output shares arena bytes with an input or with another output */
+    for (uint32_t k = oh->n_in; k < n_idx; k++) {
+        for (uint32_t j = 0; j < k; j++) {
+            if (overlaps(v.t[j], v.t[k])) return MPYML_CHK_ALIAS;
+        }
+    }
+    return mpyml_op_check_ext(&v);
+}
+
 int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_t *err) {
     memset(ctx, 0, sizeof(*ctx));
     err->status = MPYML_OK; err->index = -1; err->detail = 0; err->line = 0;
@@ -353,7 +340,7 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
     /* inputs and outputs: arena int8 tensors */
     const uint16_t *io = (const uint16_t *)(const void *)(model + h->io_offset);
     for (uint32_t i = 0; i < (uint32_t)h->n_inputs + h->n_outputs; i++) {
-        if (!is_act(operand(&tb, io[i]))) FAIL(MPYML_E_IO, (int32_t)i, io[i]);
+        if (!is_arena(operand(&tb, io[i]))) FAIL(MPYML_E_IO, (int32_t)i, io[i]);
     }
 
     /* ops */
@@ -362,14 +349,15 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
     for (uint32_t i = 0; i < h->n_ops; i++) {
         if (remaining < MPYML_OP_HDR_SIZE) FAIL(MPYML_E_OP, (int32_t)i, 0);
         const mpyml_op_hdr_t *oh = (const mpyml_op_hdr_t *)(const void *)op;
-        op_def_t d;
-        if (!op_def(oh->opcode, &d)) FAIL(MPYML_E_OPCODE, (int32_t)i, oh->opcode);
+        mpyml_op_info_t d;
+        if (!mpyml_op_info(oh->opcode, &d)) FAIL(MPYML_E_OPCODE, (int32_t)i, oh->opcode);
         uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
         uint32_t n_idx_padded = (n_idx + 1u) & ~1u;
         uint32_t want = MPYML_OP_HDR_SIZE + 2u * n_idx_padded + 4u * oh->n_params;
         if (oh->size != want || oh->size > remaining || oh->reserved != 0) FAIL(MPYML_E_OP, (int32_t)i, 0);
-        if (oh->n_in < d.min_in || oh->n_in > d.max_in || oh->n_out != d.n_out || oh->n_params != d.n_params) {
-            FAIL(MPYML_E_OP, (int32_t)i, 0);
+        if (oh->n_in < d.min_in || oh->n_in > d.max_in || oh->n_out < d.min_out || oh->n_out > d.max_out
+            || oh->n_params != d.n_params || n_idx > MPYML_MAX_OPERANDS) {
+            FAIL(MPYML_E_OP, (int32_t)i, d.core ? 0 : MPYML_CHK_COUNT);
         }
         const uint16_t *idx = (const uint16_t *)(const void *)(op + MPYML_OP_HDR_SIZE);
         for (uint32_t k = 0; k < n_idx_padded; k++) {
@@ -380,16 +368,21 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
             }
         }
         const int32_t *prm = (const int32_t *)(const void *)(op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded);
-        int bad = check_op(oh->opcode, idx, oh->n_in, prm, &tb, data);
-        if (bad) FAIL(MPYML_E_OP, (int32_t)i, bad);
-        /* Kernels are not in-place: the output may not share bytes with an input, except that a
-         * RESHAPE may alias its input exactly (the planner's zero-copy reshape). */
-        const mpyml_tensor_t *o0 = operand(&tb, idx[oh->n_in]);
-        for (uint32_t k = 0; k < oh->n_in; k++) {
-            const mpyml_tensor_t *ik = operand(&tb, idx[k]);
-            if (oh->opcode == MPYML_OP_RESHAPE && ik == o0) continue;
-            if (oh->opcode == MPYML_OP_RESHAPE && ik && ik->offset == o0->offset) continue;
-            if (overlaps(ik, o0)) FAIL(MPYML_E_OP, (int32_t)i, 20 + (int32_t)k);
+        if (d.core) {
+            int bad = check_op(oh->opcode, idx, oh->n_in, prm, &tb, data);
+            if (bad) FAIL(MPYML_E_OP, (int32_t)i, bad);
+            /* Kernels are not in-place: the output may not share bytes with an input, except that a
+             * RESHAPE may alias its input exactly (the planner's zero-copy reshape). */
+            const mpyml_tensor_t *o0 = operand(&tb, idx[oh->n_in]);
+            for (uint32_t k = 0; k < oh->n_in; k++) {
+                const mpyml_tensor_t *ik = operand(&tb, idx[k]);
+                if (oh->opcode == MPYML_OP_RESHAPE && ik == o0) continue;
+                if (oh->opcode == MPYML_OP_RESHAPE && ik && ik->offset == o0->offset) continue;
+                if (overlaps(ik, o0)) FAIL(MPYML_E_OP, (int32_t)i, 20 + (int32_t)k);
+            }
+        } else {
+            int bad = check_generic(&d, oh, idx, prm, &tb, data);
+            if (bad) FAIL(MPYML_E_OP, (int32_t)i, bad);
         }
         op += oh->size;
         remaining -= oh->size;
@@ -427,9 +420,9 @@ int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8
         const uint16_t *idx = (const uint16_t *)(const void *)(op + MPYML_OP_HDR_SIZE);
         uint32_t n_idx_padded = ((uint32_t)oh->n_in + oh->n_out + 1u) & ~1u;
         const void *prm = op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded;
-        const mpyml_tensor_t *tin = &ctx->tensors[idx[0]];
+        const mpyml_tensor_t *tin = &ctx->tensors[idx[0] == MPYML_NO_TENSOR ? idx[oh->n_in] : idx[0]];
         const mpyml_tensor_t *tout = &ctx->tensors[idx[oh->n_in]];
-        const int8_t *in = (const int8_t *)tensor_ptr(ctx, arena, idx[0]);
+        const int8_t *in = (const int8_t *)tensor_ptr(ctx, arena, idx[0] == MPYML_NO_TENSOR ? idx[oh->n_in] : idx[0]);
         int8_t *out = (int8_t *)tensor_ptr(ctx, arena, idx[oh->n_in]);
         mpyml_shape4_t si, so;
         shape4(tin, &si);
@@ -486,10 +479,28 @@ int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8
                 mpyml_softmax_ref((const mpyml_softmax_params_t *)prm, outer, depth, in, out);
                 break;
             }
-            default:
-                return MPYML_E_OPCODE; /* unreachable after prepare */
+            default: {
+                mpyml_op_view_t v;
+                uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
+                v.opcode = oh->opcode; v.n_in = oh->n_in; v.n_out = oh->n_out; v.n_params = oh->n_params;
+                v.params = (const int32_t *)prm; v.data = ctx->data;
+                for (uint32_t k = 0; k < n_idx; k++) {
+                    v.t[k] = idx[k] == MPYML_NO_TENSOR ? NULL : &ctx->tensors[idx[k]];
+                    v.ptr[k] = tensor_ptr(ctx, arena, idx[k]);
+                }
+                mpyml_op_eval_ext(&v);
+                break;
+            }
         }
         op += oh->size;
     }
     return MPYML_OK;
+}
+
+void mpyml_reset_state(const mpyml_ctx_t *ctx, uint8_t *arena, size_t arena_len) {
+    if (ctx->magic != MPYML_CTX_MAGIC || arena_len < ctx->arena_size) return;
+    for (uint32_t i = 0; i < ctx->hdr->n_tensors; i++) {
+        const mpyml_tensor_t *t = &ctx->tensors[i];
+        if (t->flags & MPYML_TF_STATE) memset(arena + t->offset, 0, t->nbytes);
+    }
 }

@@ -18,23 +18,7 @@
 #include <stdint.h>
 #include "mpyml_format.h"
 
-typedef enum {
-    MPYML_OK = 0,
-    MPYML_E_TRUNCATED,      /* buffer shorter than the header or than file_size */
-    MPYML_E_MAGIC,          /* not an mpyml file */
-    MPYML_E_VERSION,        /* format version not supported by this engine */
-    MPYML_E_SIZE,           /* file_size does not match the buffer length */
-    MPYML_E_CRC,            /* CRC-32 mismatch: file corrupted */
-    MPYML_E_HEADER,         /* a header field (offset, count, flag) out of range */
-    MPYML_E_ALIGN,          /* model buffer or arena not 4-byte aligned */
-    MPYML_E_TENSOR,         /* tensor record invalid (err.index = tensor) */
-    MPYML_E_OPCODE,         /* unknown op code (err.index = op, err.detail = opcode) */
-    MPYML_E_OP,             /* op record invalid: operands, shapes or params (err.index = op) */
-    MPYML_E_IO,             /* input/output index table invalid */
-    MPYML_E_ARENA,          /* arena smaller than the model needs (err.detail = bytes needed) */
-    MPYML_E_CTX,            /* context not prepared for this model */
-    MPYML_E__COUNT
-} mpyml_status_t;
+/* mpyml_status_t: mpyml_spec.h (generated from the spec) */
 
 typedef struct {
     int32_t status;         /* mpyml_status_t */
@@ -65,6 +49,10 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
  * MPYML_E_ARENA / MPYML_E_ALIGN for a bad arena; MPYML_OK otherwise. */
 int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8_t *arena, size_t arena_len);
 
+/* Zero the model's STATE tensors (RNN state) in the arena: call once after allocating the arena, and to
+ * start a new sequence. Does nothing if ctx is not prepared or the arena is too small. */
+void mpyml_reset_state(const mpyml_ctx_t *ctx, uint8_t *arena, size_t arena_len);
+
 /* Short English text for a status code. */
 const char *mpyml_status_str(int status);
 
@@ -75,6 +63,6 @@ const char *mpyml_op_name(int opcode);
 uint32_t mpyml_crc32(uint32_t crc, const uint8_t *buf, size_t len);
 
 /* Engine version for the binding: (major << 16) | (minor << 8) | patch. */
-#define MPYML_ENGINE_VERSION 0x000100u
+#define MPYML_ENGINE_VERSION 0x000200u
 
 #endif /* MPYML_ENGINE_H */

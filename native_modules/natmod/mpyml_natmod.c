@@ -7,10 +7,23 @@
  *
  *   prepare(model, ctx) -> None | (status, index, detail, line)   validate model; ctx = bytearray(ctx_size())
  *   invoke(model, arena, ctx) -> None                            run one inference, allocates nothing
+ *   reset(model, arena, ctx) -> None                             zero the model's STATE tensors
  *   ctx_size() -> int ; version() -> int ; crc32(buf[, crc]) -> int
  */
 #include "binding.h"
 #include "../engine/mpyml_engine.h"
+
+#ifdef MICROPY_ENABLE_DYNRUNTIME
+/* The entry point comes first in .text: on armv6m mpy_ld reaches it with a 2 KB thumb branch. */
+static void mpyml_store_globals(void);
+
+mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
+    MP_DYNRUNTIME_INIT_ENTRY
+    mpyml_store_globals();
+    MP_DYNRUNTIME_INIT_EXIT
+}
+#endif
+
 #include "glue_pre.c" /* preprocessing bindings: same translation unit, MPYML_PRE_FUNCS */
 
 #ifdef MICROPY_ENABLE_DYNRUNTIME
@@ -71,6 +84,23 @@ static mp_obj_t fn_invoke(mp_obj_t model_in, mp_obj_t arena_in, mp_obj_t ctx_in)
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(fn_invoke_obj, fn_invoke);
 
+static mp_obj_t fn_reset(mp_obj_t model_in, mp_obj_t arena_in, mp_obj_t ctx_in) {
+    mp_buffer_info_t model, arena, ctx;
+    mp_get_buffer_raise(model_in, &model, MP_BUFFER_READ);
+    mp_get_buffer_raise(arena_in, &arena, MP_BUFFER_WRITE);
+    mp_get_buffer_raise(ctx_in, &ctx, MP_BUFFER_READ);
+    if (ctx.len < sizeof(mpyml_ctx_t) || ((uintptr_t)ctx.buf & (sizeof(void *) - 1)) != 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("bad ctx buffer"));
+    }
+    const mpyml_ctx_t *c = (const mpyml_ctx_t *)ctx.buf;
+    if (c->magic != MPYML_CTX_MAGIC || c->model != (const uint8_t *)model.buf || c->model_len != model.len) {
+        mp_raise_ValueError(MP_ERROR_TEXT("model buffer was not prepared with this ctx"));
+    }
+    mpyml_reset_state(c, (uint8_t *)arena.buf, arena.len);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(fn_reset_obj, fn_reset);
+
 static mp_obj_t fn_ctx_size(void) {
     return mp_obj_new_int(sizeof(mpyml_ctx_t));
 }
@@ -93,6 +123,7 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_crc32_obj, 1, 2, fn_crc32);
 #define MPYML_ENGINE_FUNCS(X) \
     X(MP_QSTR_prepare, fn_prepare_obj) \
     X(MP_QSTR_invoke, fn_invoke_obj) \
+    X(MP_QSTR_reset, fn_reset_obj) \
     X(MP_QSTR_ctx_size, fn_ctx_size_obj) \
     X(MP_QSTR_version, fn_version_obj) \
     X(MP_QSTR_crc32, fn_crc32_obj)
@@ -101,13 +132,9 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_crc32_obj, 1, 2, fn_crc32);
 
 #define MPYML_STORE(qst, obj) mp_store_global(qst, MP_OBJ_FROM_PTR(&obj));
 
-mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
-    MP_DYNRUNTIME_INIT_ENTRY
-
+static void mpyml_store_globals(void) {
     MPYML_ENGINE_FUNCS(MPYML_STORE)
     MPYML_PRE_FUNCS(MPYML_STORE)
-
-    MP_DYNRUNTIME_INIT_EXIT
 }
 
 #else /* firmware user C module */

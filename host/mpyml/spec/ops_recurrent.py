@@ -1,0 +1,9 @@
+"""Recurrent ops: op codes 49-56, check codes 60-69. Each op's C kernel and its *_check live in
+native_modules/engine/ops/ (one file per op family), its viper kernel in device/mpyml/viper/, its lowering in
+host/mpyml/lower/."""
+
+from __future__ import annotations
+
+from . import Op
+
+OPS: list[Op] = []
