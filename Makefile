@@ -25,7 +25,7 @@ endif
 ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c native_modules/engine/pre/*.c)
 ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h native_modules/engine/pre/*.h)
 
-.PHONY: all setup demo test test-fast natmods viper hostlib sanitize bench lint fuzz fuzz-long clean distclean
+.PHONY: all spec setup demo test test-fast natmods viper hostlib sanitize bench lint fuzz fuzz-long clean distclean
 
 all: natmods
 
@@ -75,7 +75,7 @@ $(BUILD)/natmod/%/mpyml_engine.mpy: $(ENGINE_SRC) $(ENGINE_HDR) native_modules/n
 VIPER_ARCHS := x64 armv6m armv7m armv7emsp armv7emdp xtensawin
 viper: $(foreach a,$(VIPER_ARCHS),$(BUILD)/viper/$(a)/mpyml/viper_engine.mpy)
 
-$(BUILD)/viper/%/mpyml/viper_engine.mpy: device/mpyml/viper_engine.py tools/build_viper.py | $(VENV)/.installed
+$(BUILD)/viper/%/mpyml/viper_engine.mpy: device/mpyml/viper_engine.py $(wildcard device/mpyml/viper_*.py) tools/build_viper.py | $(VENV)/.installed
 	$(PY) tools/build_viper.py --arch $* --out $(BUILD)/viper
 
 # host shared library + sanitizer fuzz driver (fast C-level tests)
@@ -107,6 +107,7 @@ demo: setup natmods
 	$(VENV)/bin/python models/digits/demo.py
 
 test: setup natmods viper hostlib sanitize
+	$(PY) tools/gen_spec.py --check
 	$(VENV)/bin/ruff check host tests tools models
 	$(VENV)/bin/python -m pytest -n 2 -q tests
 
@@ -114,7 +115,12 @@ bench: setup natmods
 	$(VENV)/bin/mpyml bench
 
 lint: setup
+	$(PY) tools/gen_spec.py --check
 	$(VENV)/bin/ruff check host tests tools models
+
+# regenerate the C header, op table, device constants and FORMAT.md tables from host/mpyml/spec/
+spec: $(VENV)/.installed
+	$(PY) tools/gen_spec.py
 
 clean:
 	rm -rf $(BUILD)/natmod $(BUILD)/host $(BUILD)/test

@@ -499,7 +499,8 @@ def targets(mpk: bytes) -> list[Target]:
     # ---- header
     add("magic", b"MPYX" + mpk[4:], E_MAGIC, -1, words=["magic"])
     add("magic_crc_fixed", with_crc(b"\0\0\0\0" + mpk[4:]), E_MAGIC, -1, words=["magic"])
-    add("version2", c.header("version", 2), E_VERSION, -1, 2, ["version"])
+    add("version1", c.header("version", 1), E_VERSION, -1, 1, ["version"])
+    add("version3", c.header("version", 3), E_VERSION, -1, 3, ["version"])
     add("version0", c.header("version", 0), E_VERSION, -1, 0, ["version"])
     add("crc_wrong", c.header("crc32", h["crc32"] ^ 1, crc=False), E_CRC, -1, words=["CRC"])
     flipped = bytearray(mpk)
@@ -535,9 +536,10 @@ def targets(mpk: bytes) -> list[Target]:
     i32c = next(t.index for t in ts if t.type == 2)
     low_rank = next(t.index for t in ts if len(t.shape) < 4)
     for name, i, fields in (
-            ("type3", act, {"type": 3}), ("type_int32_in_arena", act, {"type": 2, "nbytes": ts[act].nbytes * 4}),
+            ("type3", act, {"type": 3}), ("type0", act, {"type": 0}), ("type7", act, {"type": 7}),
             ("ndim0", act, {"ndim": 0}), ("ndim5", act, {"ndim": 5}), ("storage2", act, {"storage": 2}),
-            ("flags1", act, {"flags": 1}), ("reserved1", i32c, {"reserved": 1}), ("dim0_zero", act, {"dim0": 0}),
+            ("flags2", act, {"flags": 2}), ("flags_state_const", i32c, {"flags": 1}),
+            ("reserved1", i32c, {"reserved": 1}), ("dim0_zero", act, {"dim0": 0}),
             ("unused_dim_set", low_rank, {f"dim{len(ts[low_rank].shape)}": 1}),
             ("nbytes_plus1", act, {"nbytes": ts[act].nbytes + 1}), ("nbytes_zero", i8c, {"nbytes": 0}),
             ("arena_offset_out", act, {"offset": h["arena_size"]}),
@@ -546,15 +548,14 @@ def targets(mpk: bytes) -> list[Target]:
             ("const_offset_wrap", i32c, {"offset": 0xFFFFFFFC}),
             ("i8_zero_point_128", act, {"zero_point": 128}), ("i8_zero_point_-129", i8c, {"zero_point": -129}),
             ("i32_zero_point_1", i32c, {"zero_point": 1}),
-            ("i32_offset_unaligned", i32c, {"offset": ts[i32c].offset + 2}),
-            ("i32_in_arena", i32c, {"storage": 0})):
+            ("i32_offset_unaligned", i32c, {"offset": ts[i32c].offset + 2})):
         add(f"tensor_{name}", c.tensor(i, **fields), E_TENSOR, i, words=[f"tensor #{i}"])
     add("tensor_scale_changed", c.tensor(m.outputs[0], scale=0x3F800000), OK)
     add("tensor_input_zero_point", c.tensor(act, zero_point=-128), OK)
 
     # ---- op records: the first op, then the first op of each kind present
     add("opcode0", c.op(0, opcode=0), E_OPCODE, 0, 0, ["op #0 has op code 0"])
-    add("opcode9", c.op(no - 1, opcode=9), E_OPCODE, no - 1, 9, [f"op #{no - 1} has op code 9"])
+    add("opcode200", c.op(no - 1, opcode=200), E_OPCODE, no - 1, 200, [f"op #{no - 1} has op code 200"])
     add("opcode255", c.op(0, opcode=255), E_OPCODE, 0, 255, ["op #0 has op code 255"])
     first = m.ops[0]
     for f, v in (("n_in", len(first.inputs) + 1), ("n_out", 2), ("n_params", len(first.params) + 1),

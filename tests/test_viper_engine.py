@@ -688,6 +688,7 @@ def test_mpy_cross_all_archs(tmp_path: Path, natmod_x64: Path) -> None:
     pkg = tmp_path / "pkg" / "mpyml"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_bytes((paths.DEVICE_DIR / "mpyml" / "__init__.py").read_bytes())
+    (pkg / "_spec.py").write_bytes((paths.DEVICE_DIR / "mpyml" / "_spec.py").read_bytes())
     (pkg / "viper_engine.mpy").write_bytes((tmp_path / "viper" / "x64" / "mpyml" / "viper_engine.mpy").read_bytes())
     mpk = zoo_model(11)
     rng = np.random.default_rng(0)
@@ -823,6 +824,10 @@ def load_word_engine(bits: int) -> types.ModuleType:
     saved = sys.modules.get("micropython")
     sys.modules["micropython"] = fake
     try:
+        # the device constants (mpyml/_spec.py) as the engine imports them on the board
+        dspec = types.ModuleType("mpyml._spec")
+        exec(compile((ENGINE_SRC.parent / "_spec.py").read_text(), "_spec.py", "exec"), dspec.__dict__)
+        sys.modules["mpyml._spec"] = dspec
         exec(compile(tree, str(ENGINE_SRC), "exec"), mod.__dict__)
     finally:
         if saved is None:

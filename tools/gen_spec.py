@@ -108,7 +108,9 @@ def gen_table() -> str:
     L = [f"/* ops/op_table.c - {BANNER}.",
          " * The op table: counts, param ranges and operand rules of every op, and dispatch to the",
          " * per-family <kernel>_check / <kernel>_eval of ops that are not core ops. */",
-         '#include "op_table.h"', ""]
+         '#include "op_table.h"', "",
+         "/* dense op-code switches would become jump tables, which need libgcc helpers on Cortex-M0 */",
+         "#if defined(__GNUC__) && !defined(__clang__)", '#pragma GCC optimize("no-jump-tables")', "#endif", ""]
     ext = [op for op in spec.OPS if not op.core]
     kernels = sorted({op.kernel for op in ext})
     for k in kernels:

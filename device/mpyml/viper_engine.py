@@ -266,7 +266,7 @@ def _overlap(a, b):
 
 
 _FAMS = {}      # family index -> imported mpyml.viper_<family> module
-_RUN = [None] * 256     # op code -> its family's run(), set by prepare (invoke only indexes it)
+_RUN = [None for _ in range(256)]     # op code -> its family's run(), set by prepare (invoke only indexes it)
 
 
 def _family(fi):

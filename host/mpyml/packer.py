@@ -270,11 +270,11 @@ class _Builder:
         i_o = self.act(op.outputs[0], where)
         params = [sw, sh, dw_, dh, pad_w, pad_h, -x.zero_point, o.zero_point, act_min, act_max, dm]
         macs = on * oh * ow * oc * kh * kw * (1 if depthwise else ic)
-        code = OPCODES["DEPTHWISE_CONV_2D" if depthwise else "CONV_2D"]
+        code = "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D"
         info = {"kernel": (kh, kw), "stride": (sh, sw), "dilation": (dh, dw_), "padding": padding,
                 "activation": ACTIVATION.get(opts.get("fusedActivationFunction", 0)),
                 "per_channel": len(f.scales) > 1}
-        self.ops.append(POp(code, [i_in, i_f, i_b, i_m, i_s], [i_o], params, op.index, macs, info))
+        self.emit(code, [i_in, i_f, i_b, i_m, i_s], [i_o], params, op, macs, info)
 
     def _bias(self, op: Operator, where: str, n: int) -> int:
         if len(op.inputs) < 3 or op.inputs[2] < 0:
@@ -327,8 +327,8 @@ class _Builder:
         params = [-x.zero_point, o.zero_point, act_min, act_max]
         info = {"units": units, "depth": depth, "per_channel": len(f.scales) > 1,
                 "activation": ACTIVATION.get(op.options.get("fusedActivationFunction", 0))}
-        self.ops.append(POp(OPCODES["FULLY_CONNECTED"], [i_in, i_f, i_b, i_m, i_s], [i_o], params, op.index,
-                            (out_elems // units) * units * depth, info))
+        self.emit("FULLY_CONNECTED", [i_in, i_f, i_b, i_m, i_s], [i_o], params, op,
+                  (out_elems // units) * units * depth, info)
 
     def _pool(self, op: Operator, where: str, name: str) -> None:
         x, o = self.m.tensors[op.inputs[0]], self.m.tensors[op.outputs[0]]
@@ -349,8 +349,7 @@ class _Builder:
         act_min, act_max = self._fused(op, where, o)
         i_in, i_o = self.act(op.inputs[0], where), self.act(op.outputs[0], where)
         info = {"filter": (fh, fw), "stride": (sh, sw), "padding": padding}
-        self.ops.append(POp(OPCODES[name], [i_in], [i_o], [sw, sh, fw, fh, pad_w, pad_h, act_min, act_max],
-                            op.index, 0, info))
+        self.emit(name, [i_in], [i_o], [sw, sh, fw, fh, pad_w, pad_h, act_min, act_max], op, 0, info)
 
     def _op_average_pool_2d(self, op: Operator, where: str) -> None:
         self._pool(op, where, "AVERAGE_POOL_2D")
@@ -372,8 +371,8 @@ class _Builder:
         i_o = self.act(op.outputs[0], where)
         params = [-a.zero_point, -b.zero_point, o.zero_point, p["left_shift"], p["input1_mult"], p["input1_shift"],
                   p["input2_mult"], p["input2_shift"], p["output_mult"], p["output_shift"], act_min, act_max]
-        self.ops.append(POp(OPCODES["ADD"], [i_a, i_b], [i_o], params, op.index, 0,
-                            {"broadcast": a.shape != b.shape}))
+        self.emit("ADD", [i_a, i_b], [i_o], params, op, 0,
+                  {"broadcast": a.shape != b.shape})
 
     def _op_reshape(self, op: Operator, where: str) -> None:
         x, o = self.m.tensors[op.inputs[0]], self.m.tensors[op.outputs[0]]
@@ -383,8 +382,7 @@ class _Builder:
             raise PackError(f"{where}: reshape {x.shape} -> {o.shape} changes the element count")
         if x.scale != o.scale or x.zero_point != o.zero_point:
             raise PackError(f"{where}: reshape must keep quantization")
-        self.ops.append(POp(OPCODES["RESHAPE"], [self.act(op.inputs[0], where)],
-                            [self.act(op.outputs[0], where)], [], op.index))
+        self.emit("RESHAPE", [self.act(op.inputs[0], where)], [self.act(op.outputs[0], where)], [], op)
 
     def _op_softmax(self, op: Operator, where: str) -> None:
         x, o = self.m.tensors[op.inputs[0]], self.m.tensors[op.outputs[0]]
@@ -397,9 +395,8 @@ class _Builder:
             raise PackError(f"{where}: input and output shapes differ")
         beta = float(op.options.get("beta", 1.0))
         mult, lshift, diff_min = quantize.softmax_params(beta, x.scale)
-        self.ops.append(POp(OPCODES["SOFTMAX"], [self.act(op.inputs[0], where)],
-                            [self.act(op.outputs[0], where)], [mult, lshift, diff_min], op.index,
-                            0, {"beta": beta}))
+        self.emit("SOFTMAX", [self.act(op.inputs[0], where)], [self.act(op.outputs[0], where)],
+                  [mult, lshift, diff_min], op, 0, {"beta": beta})
 
 
 _CORE_TFLITE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",

@@ -2,7 +2,8 @@
 
 Owns the memory plan. Lifetimes run from the op that produces a tensor (0 for model inputs) to the
 last op that reads it (past the end for model outputs). A RESHAPE's output shares its input's
-buffer (zero-copy). Buffers are placed greedily, largest first, at the lowest aligned offset that
+buffer (zero-copy). STATE tensors (RNN state) live across invokes and are never shared.
+Buffers are placed greedily, largest first, at the lowest aligned offset that
 does not overlap a live buffer — TFLM's GreedyMemoryPlanner strategy, plus the RESHAPE aliasing.
 """
 
@@ -13,6 +14,7 @@ from typing import Protocol
 
 RESHAPE = 7
 S_ARENA = 0
+STATE = 1       # spec.TENSOR_FLAGS["STATE"]
 
 
 class _Tensor(Protocol):
@@ -72,6 +74,11 @@ def plan_arena(tensors: Sequence[_Tensor], ops: Sequence[_Op], inputs: Sequence[
             touch(t, step)
     for t in outputs:
         touch(t, len(ops))
+    # STATE tensors (RNN state) persist across invokes: alive from before the first op to past the last
+    for i, t in enumerate(tensors):
+        if getattr(t, "flags", 0) & STATE and t.storage == S_ARENA:
+            touch(i, -1)
+            touch(i, len(ops) + 1)
 
     order = sorted(size, key=lambda r: (-size[r], first[r]))
     placed: list[tuple[int, int, int, int]] = []   # (offset, end, first, last)

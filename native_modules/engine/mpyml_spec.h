@@ -64,7 +64,25 @@ enum {
     MPYML_OP_ADD = 6,
     MPYML_OP_RESHAPE = 7,
     MPYML_OP_SOFTMAX = 8,
-    MPYML_OP_MAX_ = 8,
+    MPYML_OP_LUT = 9,
+    MPYML_OP_DEQUANTIZE = 10,
+    MPYML_OP_QUANTIZE_F32 = 11,
+    MPYML_OP_MUL = 12,
+    MPYML_OP_MAXIMUM = 13,
+    MPYML_OP_MINIMUM = 14,
+    MPYML_OP_PAD = 25,
+    MPYML_OP_CONCATENATION = 26,
+    MPYML_OP_STRIDED_COPY = 27,
+    MPYML_OP_RESIZE_NEAREST = 28,
+    MPYML_OP_RESIZE_BILINEAR = 29,
+    MPYML_OP_MEAN = 41,
+    MPYML_OP_SUM = 42,
+    MPYML_OP_REDUCE_MAX = 43,
+    MPYML_OP_ARG_MAX = 44,
+    MPYML_OP_TRANSPOSE_CONV = 45,
+    MPYML_OP_SVDF = 49,
+    MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM = 50,
+    MPYML_OP_MAX_ = 50,
 };
 
 /* op-record check codes: the detail of an MPYML_E_OP error */
@@ -88,6 +106,31 @@ enum {
     MPYML_CHK_TABLE = 17,   /* lookup table operand has the wrong length or type */
     MPYML_CHK_TYPES = 18,   /* operand types do not match what the op computes */
     MPYML_CHK_AXIS = 19,   /* axis out of range for the tensor's rank */
+    MPYML_CHK_EW_TABLE = 30,   /* lookup table must be a constant of 256 entries of the output's type (repack the model with this mpyml version) */
+    MPYML_CHK_EW_SHAPE = 31,   /* elementwise output must have the input's shape (binary ops: the broadcast of the input shapes, up to 4-D) */
+    MPYML_CHK_EW_KEYS = 32,   /* QUANTIZE breakpoints must be 1..512 strictly increasing int32 keys with one more value than keys, values of the output's type */
+    MPYML_CHK_EW_QUANT = 34,   /* MAXIMUM / MINIMUM need the same zero point on both inputs and the output */
+    MPYML_CHK_EW_ACT = 35,   /* activation range invalid (-128 <= act_min <= act_max <= 127) */
+    MPYML_CHK_SHAPE_OUT = 40,   /* shape op: the output shape does not follow from the input shape and the params */
+    MPYML_CHK_SHAPE_TYPES = 41,   /* shape op: input and output element types (or quantization) differ */
+    MPYML_CHK_PAD_VALUE = 42,   /* PAD: the pad value is outside the range of the tensor's element type */
+    MPYML_CHK_CONCAT_SHAPE = 43,   /* CONCATENATION: axis outside the output rank, or an input's dims differ from the output's off the axis, or the axis sizes do not add up */
+    MPYML_CHK_COPY_BOUNDS = 44,   /* STRIDED_COPY: the start offset and strides address elements outside the input */
+    MPYML_CHK_RESIZE_TABLE = 45,   /* RESIZE: an index table has the wrong length or names a row/column outside the input */
+    MPYML_CHK_RESIZE_RANK = 46,   /* RESIZE: input and output must be 4-D NHWC with the same batch and channels */
+    MPYML_CHK_RESIZE_WEIGHT = 47,   /* RESIZE_BILINEAR: an interpolation weight is outside -1024..1024 */
+    MPYML_CHK_RED_SHAPE = 50,   /* reduce: the output must have as many elements as the input's dims that are not reduced (axis_mask over the input right-aligned to 4-D) */
+    MPYML_CHK_RED_COUNT = 51,   /* reduce: at most 2^23 input elements may reduce into one output element */
+    MPYML_CHK_ARG_SHAPE = 52,   /* arg max: the output must have the input's element count divided by the axis size */
+    MPYML_CHK_TCONV_RANK = 53,   /* transpose conv: input, output and filter [O,KH,KW,I] must be 4-D */
+    MPYML_CHK_TCONV_SHAPE = 54,   /* transpose conv: batch sizes differ, or filter [O,KH,KW,I] does not match input channels I and output channels O */
+    MPYML_CHK_TCONV_BIAS = 55,   /* transpose conv: bias must be a constant int32 tensor with one value per output channel */
+    MPYML_CHK_TCONV_REQUANT = 56,   /* transpose conv: mult (0..2^31-1) and shift (-31..30) must be constant int32 tensors with one value per output channel */
+    MPYML_CHK_TCONV_ACT = 57,   /* transpose conv: activation range needs act_min <= act_max */
+    MPYML_CHK_SVDF_SHAPE = 60,   /* SVDF: input [B, I], weights_feature [F, I], weights_time [F, M], bias [F/rank], output [B, F/rank], state [B, M*F], scratch [B*F] / [B*U] int32 must agree (F a multiple of rank, I <= 65536) */
+    MPYML_CHK_STATE = 61,   /* a recurrent state operand must be an arena tensor with the STATE flag */
+    MPYML_CHK_LSTM_SHAPE = 62,   /* LSTM: input [B, T, I] (or [T, B, I] time-major), weights [S, I] / [S, S], biases [S], output [B, T, S], hidden state [B*S] int8, cell state [B*S] int16, scratch [4*S] int16 must agree (I, S <= 65536) */
+    MPYML_CHK_REC_ZERO_POINT = 63,   /* recurrent op: weights must have zero point 0 and the quantization fields of the tensors must match the op's params */
     MPYML_CHK_COUNT = 70,   /* wrong number of operands or params for this op code */
     MPYML_CHK_INDEX = 71,   /* operand index names no tensor */
     MPYML_CHK_PADDING_SLOT = 72,   /* padding slot of the operand list must be 0xFFFF */
@@ -159,5 +202,137 @@ typedef struct {
     int32_t input_left_shift;   /* 0..31 */
     int32_t diff_min;   /* -2147483647..0 */
 } mpyml_softmax_params_t;
+#define MPYML_LUT_NPARAMS 0
+#define MPYML_DEQUANTIZE_NPARAMS 0
+#define MPYML_QUANTIZE_F32_NPARAMS 0
+#define MPYML_MUL_NPARAMS 7
+/* MUL: TFLM reference_integer_ops::Mul with 4-D broadcasting: clamp(MultiplyByQuantizedMultiplier((x1 + off1) * (x2 + off2), mult, shift) + out_off) */
+typedef struct {
+    int32_t input1_offset;   /* -127..128 -input1 zero point */
+    int32_t input2_offset;   /* -127..128 -input2 zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t output_mult;   /* 0..2147483647 */
+    int32_t output_shift;   /* -31..30 >0 = left */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+} mpyml_mul_params_t;
+#define MPYML_MAXIMUM_NPARAMS 0
+#define MPYML_MINIMUM_NPARAMS 0
+#define MPYML_PAD_NPARAMS 9
+/* PAD: output dim i = before_i + input dim i + after_i (4-D views); new elements = value */
+typedef struct {
+    int32_t value;   /* -2147483648..2147483647 pad element: int8/uint8/int16 value in the type's range, int32 value or float32 bits */
+    int32_t before0;   /* 0..65535 elements added before dim 0 of the 4-D view */
+    int32_t before1;   /* 0..65535 elements added before dim 1 of the 4-D view */
+    int32_t before2;   /* 0..65535 elements added before dim 2 of the 4-D view */
+    int32_t before3;   /* 0..65535 elements added before dim 3 of the 4-D view */
+    int32_t after0;   /* 0..65535 elements added after dim 0 of the 4-D view */
+    int32_t after1;   /* 0..65535 elements added after dim 1 of the 4-D view */
+    int32_t after2;   /* 0..65535 elements added after dim 2 of the 4-D view */
+    int32_t after3;   /* 0..65535 elements added after dim 3 of the 4-D view */
+} mpyml_pad_params_t;
+#define MPYML_CONCATENATION_NPARAMS 1
+/* CONCATENATION: inputs of the output's rank, or of one less (PACK: the axis inserted with size 1), copied in order */
+typedef struct {
+    int32_t axis;   /* 0..3 axis in the output's dims */
+} mpyml_concatenation_params_t;
+#define MPYML_STRIDED_COPY_NPARAMS 5
+/* STRIDED_COPY: out[n,h,w,c] = in[start + n*stride0 + h*stride1 + w*stride2 + c*stride3] (flat element index) */
+typedef struct {
+    int32_t start;   /* 0..2147483647 element offset of output element 0 in the input */
+    int32_t stride0;   /* -2147483647..2147483647 input element step per step of output dim 0 (4-D view) */
+    int32_t stride1;   /* -2147483647..2147483647 input element step per step of output dim 1 (4-D view) */
+    int32_t stride2;   /* -2147483647..2147483647 input element step per step of output dim 2 (4-D view) */
+    int32_t stride3;   /* -2147483647..2147483647 input element step per step of output dim 3 (4-D view) */
+} mpyml_strided_copy_params_t;
+#define MPYML_RESIZE_NEAREST_NPARAMS 0
+#define MPYML_RESIZE_BILINEAR_NPARAMS 0
+#define MPYML_MEAN_NPARAMS 6
+/* MEAN: int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc */
+typedef struct {
+    int32_t axis_mask;   /* 0..15 bit i: reduce dim i of the 4-D right-aligned input (0 = n .. 3 = c) */
+    int32_t mode;   /* 0..1 0: input and output share scale and zero point: sum / count truncated (TFLM Mean); 1: requantize (TFLM QuantizedMeanOrSum, 1/count folded into mult/shift) */
+    int32_t input_zp;   /* -128..127 */
+    int32_t output_zp;   /* -128..127 */
+    int32_t mult;   /* 0..2147483647 mode 1: multiplier with 1/count folded in */
+    int32_t shift;   /* -31..30 >0 = left */
+} mpyml_mean_params_t;
+#define MPYML_SUM_NPARAMS 5
+/* SUM: int8 sum over the axes of axis_mask, requantized (TFLM QuantizedMeanOrSum, compute_sum) */
+typedef struct {
+    int32_t axis_mask;   /* 0..15 bit i: reduce dim i of the 4-D right-aligned input (0 = n .. 3 = c) */
+    int32_t input_zp;   /* -128..127 */
+    int32_t output_zp;   /* -128..127 */
+    int32_t mult;   /* 0..2147483647 input_scale / output_scale */
+    int32_t shift;   /* -31..30 >0 = left */
+} mpyml_sum_params_t;
+#define MPYML_REDUCE_MAX_NPARAMS 1
+/* REDUCE_MAX: int8 max over the axes of axis_mask (input and output share quantization) */
+typedef struct {
+    int32_t axis_mask;   /* 0..15 bit i: reduce dim i of the 4-D right-aligned input (0 = n .. 3 = c) */
+} mpyml_reduce_max_params_t;
+#define MPYML_ARG_MAX_NPARAMS 1
+/* ARG_MAX: index of the largest value along axis (ties: the first), int32 or int64 output */
+typedef struct {
+    int32_t axis;   /* 0..3 dim of the 4-D right-aligned input */
+} mpyml_arg_max_params_t;
+#define MPYML_TRANSPOSE_CONV_NPARAMS 8
+/* TRANSPOSE_CONV: int8 transpose conv, per-channel requantization (TFLM reference_integer_ops::TransposeConv), computed output-major without a scratch buffer */
+typedef struct {
+    int32_t stride_w;   /* 1..1024 */
+    int32_t stride_h;   /* 1..1024 */
+    int32_t pad_w;   /* 0..1024 left padding */
+    int32_t pad_h;   /* 0..1024 top padding */
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t output_offset;   /* -128..127 */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+} mpyml_transpose_conv_params_t;
+#define MPYML_SVDF_NPARAMS 8
+/* SVDF: TFLM svdf_common.cc EvalIntegerSvdfReference<int16_t>: feature matmul into the newest state column, time-weighted sum over the memory, rank reduction, bias, requantize to int8. The int8 path of TFLM applies no fused activation (only the int8 clamp), so neither does this op. */
+typedef struct {
+    int32_t rank;   /* 1..1024 SVDF rank (num_filters / num_units) */
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t state_zero_point;   /* -32768..32767 zero point of the activation state */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t mult1;   /* 0..2147483647 input*weights_feature -> state multiplier */
+    int32_t shift1;   /* -31..30 its shift (> 0 = left) */
+    int32_t mult2;   /* 0..2147483647 state*weights_time -> output multiplier */
+    int32_t shift2;   /* -31..30 its shift (> 0 = left) */
+} mpyml_svdf_params_t;
+#define MPYML_UNIDIRECTIONAL_SEQUENCE_LSTM_NPARAMS 30
+/* UNIDIRECTIONAL_SEQUENCE_LSTM: TFLM's integer LSTM (lstm_eval.h LstmStep, int8 activations and weights, int16 cell state and gates, int32 biases): no peephole, projection, layer norm or CIFG. Every batch row runs its time steps in order with its own slice of the hidden and cell state (time-major only changes the input/output layout). */
+typedef struct {
+    int32_t time_major;   /* 0..1 1: input/output are [time, batch, ...] */
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t hidden_offset;   /* -127..128 -hidden state zero point (recurrent FC input offset) */
+    int32_t hidden_zero_point;   /* -128..127 hidden state zero point (output of the hidden update) */
+    int32_t i_in_mult;   /* 0..2147483647 */
+    int32_t i_in_shift;   /* -31..30 */
+    int32_t i_rec_mult;   /* 0..2147483647 */
+    int32_t i_rec_shift;   /* -31..30 */
+    int32_t f_in_mult;   /* 0..2147483647 */
+    int32_t f_in_shift;   /* -31..30 */
+    int32_t f_rec_mult;   /* 0..2147483647 */
+    int32_t f_rec_shift;   /* -31..30 */
+    int32_t c_in_mult;   /* 0..2147483647 */
+    int32_t c_in_shift;   /* -31..30 */
+    int32_t c_rec_mult;   /* 0..2147483647 */
+    int32_t c_rec_shift;   /* -31..30 */
+    int32_t o_in_mult;   /* 0..2147483647 */
+    int32_t o_in_shift;   /* -31..30 */
+    int32_t o_rec_mult;   /* 0..2147483647 */
+    int32_t o_rec_shift;   /* -31..30 */
+    int32_t forget_mul_mult;   /* 0..2147483647 forget gate x cell state -> cell state */
+    int32_t forget_mul_shift;   /* -31..30 */
+    int32_t input_mul_mult;   /* 0..2147483647 input gate x cell gate -> cell state */
+    int32_t input_mul_shift;   /* -31..30 */
+    int32_t output_mul_mult;   /* 0..2147483647 tanh(cell) x output gate -> hidden state */
+    int32_t output_mul_shift;   /* -31..30 */
+    int32_t cell_clip;   /* 0..32767 quantized cell clip, 0 = none */
+    int32_t tanh_mult;   /* 1..49152 tanh(cell state) input multiplier (3 << left shift, or 3) */
+    int32_t tanh_rshift;   /* 0..31 tanh(cell state) input right shift */
+    int32_t cell_gate_act;   /* 0..1 cell gate nonlinearity: 0 tanh, 1 sigmoid */
+} mpyml_lstm_params_t;
 
 #endif /* MPYML_SPEC_H */

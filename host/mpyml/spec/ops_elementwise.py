@@ -1,9 +1,72 @@
 """Elementwise ops: op codes 9-24, check codes 30-39. Each op's C kernel and its *_check live in
-native_modules/engine/ops/ (one file per op family), its viper kernel in device/mpyml/viper/, its lowering in
-host/mpyml/lower/."""
+native_modules/engine/ops/elementwise*.c, its viper kernel in device/mpyml/viper_elementwise.py, its lowering
+in host/mpyml/lower/elementwise.py."""
 
 from __future__ import annotations
 
-from . import Op
+from . import Check, Op, Operand, Param
 
-OPS: list[Op] = []
+_8 = ("int8", "uint8")
+U31 = 2**31 - 1
+
+CHK_TABLE = Check("EW_TABLE", 30, "lookup table must be a constant of 256 entries of the output's type "
+                                  "(repack the model with this mpyml version)")
+CHK_SHAPE = Check("EW_SHAPE", 31, "elementwise output must have the input's shape (binary ops: the broadcast of "
+                                  "the input shapes, up to 4-D)")
+CHK_KEYS = Check("EW_KEYS", 32, "QUANTIZE breakpoints must be 1..512 strictly increasing int32 keys with one more "
+                                "value than keys, values of the output's type")
+CHK_TYPES = Check("EW_TYPES", 33, "binary elementwise op: both inputs and the output must be int8")
+CHK_QUANT = Check("EW_QUANT", 34, "MAXIMUM / MINIMUM need the same zero point on both inputs and the output")
+CHK_ACT = Check("EW_ACT", 35, "activation range invalid (-128 <= act_min <= act_max <= 127)")
+
+_BIN_IN = (Operand("input1", ("int8",), "any"), Operand("input2", ("int8",), "any"))
+_BIN_OUT = (Operand("output", ("int8",), "arena"),)
+
+OPS: list[Op] = [
+    Op("LUT", 9,
+       (Operand("input", _8, "any"),
+        Operand("table", _8, "const", doc="[256]: output of input byte b (int8 input: b = x & 0xFF)")),
+       (Operand("output", _8, "arena"),),
+       (),
+       ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE"),
+       kernel="mpyml_ew_lut", checks=(CHK_TABLE, CHK_SHAPE),
+       doc="any function of one 8-bit value: output[i] = table[input[i] as a byte]. The packer computes the "
+           "table by running tflite-micro on the op itself for all 256 inputs (unary activations, 8-bit "
+           "QUANTIZE/requantize, MUL/ADD/SUB/MAXIMUM/MINIMUM/SQUARED_DIFFERENCE by a constant scalar)"),
+    Op("DEQUANTIZE", 10,
+       (Operand("input", _8, "any"),
+        Operand("table", ("float32",), "const", doc="[256]: float32 of input byte b (int8: b = x & 0xFF)")),
+       (Operand("output", ("float32",), "arena"),),
+       (),
+       ("DEQUANTIZE",),
+       kernel="mpyml_ew_dequantize", checks=(CHK_TABLE, CHK_SHAPE),
+       doc="int8/uint8 -> float32 through a 256-entry table computed by tflite-micro (bit-exact, no float "
+           "arithmetic in the engine)"),
+    Op("QUANTIZE_F32", 11,
+       (Operand("input", ("float32",), "any"),
+        Operand("keys", ("int32",), "const", doc="[n] strictly increasing breakpoints, float bits mapped to "
+                                                 "sortable int32 (k = b >= 0 ? b : b ^ 0x7FFFFFFF)"),
+        Operand("values", _8, "const", doc="[n + 1]: output when j keys are <= the input's key")),
+       (Operand("output", _8, "arena"),),
+       (),
+       ("QUANTIZE",),
+       kernel="mpyml_ew_quantize", checks=(CHK_KEYS, CHK_SHAPE),
+       doc="float32 -> int8, TFLM AffineQuantize clamp(int32(round_half_away(x / scale)) + zp) as x86 "
+           "tflite-micro computes it, without float arithmetic: the output is a step function of the "
+           "input's bit pattern in float order, found exactly by the packer. As on x86 tflite-micro, NaN, "
+           "+-inf and |x / scale| >= 2^31 give int32 INT_MIN + zp (wrapping) clamped: -128 when zp >= 0, "
+           "127 when zp < 0"),
+    Op("MUL", 12, _BIN_IN, _BIN_OUT,
+       (Param("input1_offset", -127, 128, "-input1 zero point"),
+        Param("input2_offset", -127, 128, "-input2 zero point"),
+        Param("output_offset", -128, 127, "output zero point"),
+        Param("output_mult", 0, U31), Param("output_shift", -31, 30, ">0 = left"),
+        Param("act_min", -128, 127), Param("act_max", -128, 127)),
+       ("MUL",), kernel="mpyml_ew_mul", checks=(CHK_SHAPE, CHK_ACT),
+       doc="TFLM reference_integer_ops::Mul with 4-D broadcasting: clamp(MultiplyByQuantizedMultiplier("
+           "(x1 + off1) * (x2 + off2), mult, shift) + out_off)"),
+    Op("MAXIMUM", 13, _BIN_IN, _BIN_OUT, (), ("MAXIMUM",), kernel="mpyml_ew_maximum",
+       checks=(CHK_SHAPE, CHK_QUANT), doc="max(x1, x2) with 4-D broadcasting (same quantization everywhere)"),
+    Op("MINIMUM", 14, _BIN_IN, _BIN_OUT, (), ("MINIMUM",), kernel="mpyml_ew_minimum",
+       checks=(CHK_SHAPE, CHK_QUANT), doc="min(x1, x2) with 4-D broadcasting (same quantization everywhere)"),
+]

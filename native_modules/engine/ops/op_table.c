@@ -3,6 +3,47 @@
  * per-family <kernel>_check / <kernel>_eval of ops that are not core ops. */
 #include "op_table.h"
 
+/* dense op-code switches would become jump tables, which need libgcc helpers on Cortex-M0 */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-jump-tables")
+#endif
+
+int mpyml_arg_max_check(const mpyml_op_view_t *v);
+void mpyml_arg_max_eval(const mpyml_op_view_t *v);
+int mpyml_concat_check(const mpyml_op_view_t *v);
+void mpyml_concat_eval(const mpyml_op_view_t *v);
+int mpyml_ew_dequantize_check(const mpyml_op_view_t *v);
+void mpyml_ew_dequantize_eval(const mpyml_op_view_t *v);
+int mpyml_ew_lut_check(const mpyml_op_view_t *v);
+void mpyml_ew_lut_eval(const mpyml_op_view_t *v);
+int mpyml_ew_maximum_check(const mpyml_op_view_t *v);
+void mpyml_ew_maximum_eval(const mpyml_op_view_t *v);
+int mpyml_ew_minimum_check(const mpyml_op_view_t *v);
+void mpyml_ew_minimum_eval(const mpyml_op_view_t *v);
+int mpyml_ew_mul_check(const mpyml_op_view_t *v);
+void mpyml_ew_mul_eval(const mpyml_op_view_t *v);
+int mpyml_ew_quantize_check(const mpyml_op_view_t *v);
+void mpyml_ew_quantize_eval(const mpyml_op_view_t *v);
+int mpyml_lstm_check(const mpyml_op_view_t *v);
+void mpyml_lstm_eval(const mpyml_op_view_t *v);
+int mpyml_mean_check(const mpyml_op_view_t *v);
+void mpyml_mean_eval(const mpyml_op_view_t *v);
+int mpyml_pad_check(const mpyml_op_view_t *v);
+void mpyml_pad_eval(const mpyml_op_view_t *v);
+int mpyml_reduce_max_check(const mpyml_op_view_t *v);
+void mpyml_reduce_max_eval(const mpyml_op_view_t *v);
+int mpyml_resize_bilinear_check(const mpyml_op_view_t *v);
+void mpyml_resize_bilinear_eval(const mpyml_op_view_t *v);
+int mpyml_resize_nearest_check(const mpyml_op_view_t *v);
+void mpyml_resize_nearest_eval(const mpyml_op_view_t *v);
+int mpyml_strided_copy_check(const mpyml_op_view_t *v);
+void mpyml_strided_copy_eval(const mpyml_op_view_t *v);
+int mpyml_sum_check(const mpyml_op_view_t *v);
+void mpyml_sum_eval(const mpyml_op_view_t *v);
+int mpyml_svdf_check(const mpyml_op_view_t *v);
+void mpyml_svdf_eval(const mpyml_op_view_t *v);
+int mpyml_transpose_conv_check(const mpyml_op_view_t *v);
+void mpyml_transpose_conv_eval(const mpyml_op_view_t *v);
 
 /* (lo, hi) of every param, op by op */
 static const int32_t k_ranges[] = {
@@ -20,7 +61,27 @@ static const int32_t k_ranges[] = {
     -128, 127, 0, 20, 0, 2147483647, -31, 0,
     0, 2147483647, -31, 0, 0, 2147483647, -31, 0,
     -128, 127, -128, 127, 0, 2147483647, 0, 31,
-    -2147483647, 0,
+    -2147483647, 0, -127, 128, -127, 128, -128, 127,
+    0, 2147483647, -31, 30, -128, 127, -128, 127,
+    INT32_MIN, 2147483647, 0, 65535, 0, 65535, 0, 65535,
+    0, 65535, 0, 65535, 0, 65535, 0, 65535,
+    0, 65535, 0, 3, 0, 2147483647, -2147483647, 2147483647,
+    -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647, 0, 15,
+    0, 1, -128, 127, -128, 127, 0, 2147483647,
+    -31, 30, 0, 15, -128, 127, -128, 127,
+    0, 2147483647, -31, 30, 0, 15, 0, 3,
+    1, 1024, 1, 1024, 0, 1024, 0, 1024,
+    -127, 128, -128, 127, -128, 127, -128, 127,
+    1, 1024, -127, 128, -32768, 32767, -128, 127,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 1, -127, 128, -127, 128, -128, 127,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 32767, 1, 49152,
+    0, 31, 0, 1,
 };
 
 /* (type mask, storage 0 arena / 1 const / 2 any, optional, 0) of every operand */
@@ -32,7 +93,25 @@ static const uint8_t k_operands[] = {
     4, 1, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
     2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0,
     2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
-    2, 0, 0, 0,
+    2, 0, 0, 0, 18, 2, 0, 0, 18, 1, 0, 0, 18, 0, 0, 0,
+    18, 2, 0, 0, 8, 1, 0, 0, 8, 0, 0, 0, 8, 2, 0, 0,
+    4, 1, 0, 0, 18, 1, 0, 0, 18, 0, 0, 0, 2, 2, 0, 0,
+    2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0,
+    2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
+    62, 2, 0, 0, 62, 0, 0, 0, 126, 2, 0, 0, 126, 0, 0, 0,
+    126, 2, 0, 0, 126, 0, 0, 0, 62, 2, 0, 0, 4, 1, 0, 0,
+    4, 1, 0, 0, 62, 0, 0, 0, 2, 2, 0, 0, 4, 1, 0, 0,
+    4, 1, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
+    2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
+    2, 2, 0, 0, 68, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0,
+    4, 1, 1, 0, 4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0,
+    2, 0, 0, 0, 2, 1, 0, 0, 32, 1, 0, 0, 4, 1, 1, 0,
+    2, 0, 0, 0, 32, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0,
+    2, 0, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
+    2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
+    2, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0,
+    4, 1, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 32, 0, 0, 0,
+    32, 0, 0, 0,
 };
 
 int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
@@ -45,6 +124,24 @@ int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
         case MPYML_OP_ADD: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 42; d->operands = 22; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 1; return 1;
         case MPYML_OP_RESHAPE: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 54; d->operands = 25; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; return 1;
         case MPYML_OP_SOFTMAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 3; d->ranges = 54; d->operands = 27; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; return 1;
+        case MPYML_OP_LUT: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 29; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_DEQUANTIZE: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 32; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_QUANTIZE_F32: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 35; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_MUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 57; d->operands = 39; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_MAXIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 42; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_MINIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 45; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_PAD: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 9; d->ranges = 64; d->operands = 48; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_CONCATENATION: d->min_in = 1; d->max_in = 31; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 73; d->operands = 50; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 74; d->operands = 52; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 79; d->operands = 54; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 79; d->operands = 58; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 6; d->ranges = 79; d->operands = 62; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 85; d->operands = 64; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 90; d->operands = 66; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 91; d->operands = 68; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 92; d->operands = 70; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 100; d->operands = 76; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; return 1;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 30; d->ranges = 108; d->operands = 84; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; return 1;
         default: return 0;
     }
 }
@@ -63,12 +160,48 @@ void mpyml_op_operand_rule(const mpyml_op_info_t *d, int k, int n_in, mpyml_oper
 
 int mpyml_op_check_ext(const mpyml_op_view_t *v) {
     switch (v->opcode) {
+        case MPYML_OP_LUT: return mpyml_ew_lut_check(v);
+        case MPYML_OP_DEQUANTIZE: return mpyml_ew_dequantize_check(v);
+        case MPYML_OP_QUANTIZE_F32: return mpyml_ew_quantize_check(v);
+        case MPYML_OP_MUL: return mpyml_ew_mul_check(v);
+        case MPYML_OP_MAXIMUM: return mpyml_ew_maximum_check(v);
+        case MPYML_OP_MINIMUM: return mpyml_ew_minimum_check(v);
+        case MPYML_OP_PAD: return mpyml_pad_check(v);
+        case MPYML_OP_CONCATENATION: return mpyml_concat_check(v);
+        case MPYML_OP_STRIDED_COPY: return mpyml_strided_copy_check(v);
+        case MPYML_OP_RESIZE_NEAREST: return mpyml_resize_nearest_check(v);
+        case MPYML_OP_RESIZE_BILINEAR: return mpyml_resize_bilinear_check(v);
+        case MPYML_OP_MEAN: return mpyml_mean_check(v);
+        case MPYML_OP_SUM: return mpyml_sum_check(v);
+        case MPYML_OP_REDUCE_MAX: return mpyml_reduce_max_check(v);
+        case MPYML_OP_ARG_MAX: return mpyml_arg_max_check(v);
+        case MPYML_OP_TRANSPOSE_CONV: return mpyml_transpose_conv_check(v);
+        case MPYML_OP_SVDF: return mpyml_svdf_check(v);
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: return mpyml_lstm_check(v);
         default: return MPYML_CHK_COUNT;
     }
 }
 
 void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
     switch (v->opcode) {
+        case MPYML_OP_LUT: mpyml_ew_lut_eval(v); break;
+        case MPYML_OP_DEQUANTIZE: mpyml_ew_dequantize_eval(v); break;
+        case MPYML_OP_QUANTIZE_F32: mpyml_ew_quantize_eval(v); break;
+        case MPYML_OP_MUL: mpyml_ew_mul_eval(v); break;
+        case MPYML_OP_MAXIMUM: mpyml_ew_maximum_eval(v); break;
+        case MPYML_OP_MINIMUM: mpyml_ew_minimum_eval(v); break;
+        case MPYML_OP_PAD: mpyml_pad_eval(v); break;
+        case MPYML_OP_CONCATENATION: mpyml_concat_eval(v); break;
+        case MPYML_OP_STRIDED_COPY: mpyml_strided_copy_eval(v); break;
+        case MPYML_OP_RESIZE_NEAREST: mpyml_resize_nearest_eval(v); break;
+        case MPYML_OP_RESIZE_BILINEAR: mpyml_resize_bilinear_eval(v); break;
+        case MPYML_OP_MEAN: mpyml_mean_eval(v); break;
+        case MPYML_OP_SUM: mpyml_sum_eval(v); break;
+        case MPYML_OP_REDUCE_MAX: mpyml_reduce_max_eval(v); break;
+        case MPYML_OP_ARG_MAX: mpyml_arg_max_eval(v); break;
+        case MPYML_OP_TRANSPOSE_CONV: mpyml_transpose_conv_eval(v); break;
+        case MPYML_OP_SVDF: mpyml_svdf_eval(v); break;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: mpyml_lstm_eval(v); break;
         default: break;
     }
 }
@@ -83,6 +216,24 @@ const char *mpyml_op_name(int opcode) {
         case MPYML_OP_ADD: return "ADD";
         case MPYML_OP_RESHAPE: return "RESHAPE";
         case MPYML_OP_SOFTMAX: return "SOFTMAX";
+        case MPYML_OP_LUT: return "LUT";
+        case MPYML_OP_DEQUANTIZE: return "DEQUANTIZE";
+        case MPYML_OP_QUANTIZE_F32: return "QUANTIZE_F32";
+        case MPYML_OP_MUL: return "MUL";
+        case MPYML_OP_MAXIMUM: return "MAXIMUM";
+        case MPYML_OP_MINIMUM: return "MINIMUM";
+        case MPYML_OP_PAD: return "PAD";
+        case MPYML_OP_CONCATENATION: return "CONCATENATION";
+        case MPYML_OP_STRIDED_COPY: return "STRIDED_COPY";
+        case MPYML_OP_RESIZE_NEAREST: return "RESIZE_NEAREST";
+        case MPYML_OP_RESIZE_BILINEAR: return "RESIZE_BILINEAR";
+        case MPYML_OP_MEAN: return "MEAN";
+        case MPYML_OP_SUM: return "SUM";
+        case MPYML_OP_REDUCE_MAX: return "REDUCE_MAX";
+        case MPYML_OP_ARG_MAX: return "ARG_MAX";
+        case MPYML_OP_TRANSPOSE_CONV: return "TRANSPOSE_CONV";
+        case MPYML_OP_SVDF: return "SVDF";
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: return "UNIDIRECTIONAL_SEQUENCE_LSTM";
         default: return "?";
     }
 }
