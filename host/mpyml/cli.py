@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=".mpk (or .tflite, packed first)")
     p.add_argument("--input", action="append", default=[], help="input .npy (repeat for several inputs)")
     p.add_argument("--output", action="append", default=[], help="output .npy (repeat; else printed)")
-    p.add_argument("--repeat", type=int, default=1, help="invoke N times and print the median µs")
+    p.add_argument("--repeat", type=_positive, default=1, help="invoke N times (N >= 1) and print the median µs")
     p.add_argument("--engine", default=None, help="engine on the device: c (default) or viper")
     p.set_defaults(func=cmd_run)
     for name in COMMAND_MODULES:
@@ -108,9 +108,51 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _positive(v: str) -> int:
+    n = int(v)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user mistake is one line on stderr and exit 2, never a traceback
+    (MPYML_DEBUG=1 shows the traceback); a closed pipe (`mpyml inspect m.mpk | head`) exits quietly."""
+    import os
+    import struct
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    cmd = f"mpyml {getattr(args, 'command', '')}".strip()
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # stdout's reader went away: say nothing more (and keep Python from complaining at exit)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"{cmd}: interrupted", file=sys.stderr)
+        return 130
+    except FileNotFoundError as e:
+        if os.environ.get("MPYML_DEBUG"):
+            raise
+        where = e.filename or e
+        parent = Path(str(e.filename)).parent if e.filename else None
+        hint = (f"directory {parent} does not exist: create it or choose another output path"
+                if parent is not None and str(parent) not in ("", ".") and not parent.exists()
+                else "no such file: check the path")
+        print(f"{cmd}: {where}: {hint}", file=sys.stderr)
+        return 2
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        if os.environ.get("MPYML_DEBUG"):
+            raise
+        print(f"{cmd}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except (ValueError, struct.error, IndexError, MemoryError, OverflowError) as e:
+        if os.environ.get("MPYML_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"{cmd}: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

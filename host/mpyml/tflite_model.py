@@ -79,7 +79,21 @@ def _decode(s: bytes | str | None) -> str:
 
 
 def read_tflite(data: bytes) -> TFLiteModel:
-    """Parse a .tflite model (one subgraph) into `TFLiteModel`."""
+    """Parse a .tflite model (one subgraph) into `TFLiteModel`. Any inconsistency of a corrupted file
+    (bad indices, truncated buffers, shapes that do not match the data) is a TFLiteError."""
+    try:
+        return _read_tflite(data)
+    except TFLiteError:
+        raise
+    except (IndexError, ValueError, TypeError, AttributeError, KeyError, OverflowError) as e:
+        raise TFLiteError(f"corrupted or unsupported .tflite file ({type(e).__name__}: {e}); "
+                          "re-export it with tf.lite.TFLiteConverter") from None
+    except Exception as e:  # struct.error and flatbuffers' own errors on garbage
+        raise TFLiteError(f"corrupted .tflite file ({type(e).__name__}: {e}); "
+                          "re-export it with tf.lite.TFLiteConverter") from None
+
+
+def _read_tflite(data: bytes) -> TFLiteModel:
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise TFLiteError("not a TFLite flatbuffer (missing 'TFL3' identifier)")
     try:
