@@ -454,8 +454,7 @@ def _fold_constants(g: _Graph, notes: list[str]) -> bool:
         names = "→".join([p.op for p in chain] + [op.op])
         idx = [i for p in chain for i in p.orig] + op.orig
         if op.op == "RESHAPE":
-            tgt = _int_list(g.const(op.inputs[1])) if len(op.inputs) > 1 else None
-            what = (f"RESHAPE {_shape_text(tgt or [])}→{_shape_text(g.t(op.outputs[0]).shape)}")
+            what = f"RESHAPE {_shape_text(g.t(op.inputs[0]).shape)}→{_shape_text(g.t(op.outputs[0]).shape)}"
         else:
             vals = "; ".join(str(_int_list(g.const(i))) for i in srcs)
             what = f"constant {vals} read by {op.op}"
@@ -704,13 +703,30 @@ def _pad_into_conv(g: _Graph, notes: list[str]) -> bool:
 
 # ------------------------------------------------------------------ 4. UpSampling -> RESIZE_NEAREST_NEIGHBOR
 
-def _repeat(g: _Graph, r1: _Op) -> tuple[int, int, list[_Op]] | None:
-    """RESHAPE (insert a 1 at a) -> TILE (f along a) -> RESHAPE (merge a-1, a): (axis a-1, f, ops)."""
-    if r1.op != "RESHAPE":
+@dataclass(eq=False)
+class _Unit:
+    """One repeat: RESHAPE r1 (insert a 1 at axis+1) -> TILE t (×f there) -> RESHAPE r2 (merge axis, axis+1)."""
+
+    axis: int
+    f: int
+    x: int                 # r1's input
+    out: int               # r2's output
+    r1: _Op
+    t: _Op
+    r2: _Op
+
+
+def _unit(g: _Graph, t: _Op) -> _Unit | None:
+    if t.op != "TILE":
+        return None
+    r1 = g.producer(t.inputs[0])
+    if r1 is None or r1.op != "RESHAPE" or g.is_graph_io(t.inputs[0]):
+        return None
+    # r1's output may feed several TILEs (the converter shares it between UpSampling layers), nothing else
+    if any(c.op != "TILE" or c.inputs[0] != t.inputs[0] for c in g.consumers(t.inputs[0])):
         return None
     x, e = g.t(r1.inputs[0]), g.t(r1.outputs[0])
-    t = _next(g, r1.outputs[0], ("TILE",))
-    if t is None or len(e.shape) != len(x.shape) + 1:
+    if len(e.shape) != len(x.shape) + 1 or x.is_const:
         return None
     a = next((k for k in range(1, len(e.shape)) if e.shape[:k] + e.shape[k + 1:] == x.shape and e.shape[k] == 1),
              None)
@@ -727,7 +743,25 @@ def _repeat(g: _Graph, r1: _Op) -> tuple[int, int, list[_Op]] | None:
     want = (*x.shape[:a - 1], x.shape[a - 1] * f, *x.shape[a:])
     if y.shape != want or not all(_same_quant(x, g.t(i)) for i in (r1.outputs[0], t.outputs[0], r2.outputs[0])):
         return None
-    return a - 1, f, [r1, t, r2]
+    return _Unit(a - 1, f, r1.inputs[0], r2.outputs[0], r1, t, r2)
+
+
+def _unit_producing(g: _Graph, ti: int) -> _Unit | None:
+    r2 = g.producer(ti)
+    if r2 is None or r2.op != "RESHAPE":
+        return None
+    t = g.producer(r2.inputs[0])
+    u = _unit(g, t) if t is not None else None
+    return u if u is not None and u.out == ti else None
+
+
+def _feeds_only_units(g: _Graph, ti: int, axis: int) -> bool:
+    """Every reader of `ti` starts a repeat along another axis (which will absorb the repeat making `ti`)."""
+    if g.is_graph_io(ti) or len(g.t(ti).shape) != 4:
+        return False
+    units = [_unit(g, t) for r in g.consumers(ti) for t in g.consumers(r.outputs[0])] \
+        if all(r.op == "RESHAPE" for r in g.consumers(ti)) else [None]
+    return bool(units) and all(u is not None and u.x == ti and u.axis != axis for u in units)
 
 
 def _nearest_is_repeat(n_in: int, f: int) -> bool:
@@ -740,52 +774,55 @@ def _nearest_is_repeat(n_in: int, f: int) -> bool:
 
 
 def _upsample(g: _Graph, notes: list[str]) -> bool:
-    for r1 in list(g.ops):
-        if r1 not in g.ops:
+    for t in list(g.ops):
+        u = _unit(g, t)
+        if u is None:
             continue
-        first = _repeat(g, r1)
-        if first is None:
-            continue
-        axis, f, ops = first
-        xi = r1.inputs[0]
-        x = g.t(xi)
-        factors = {axis: f}
-        out_i = ops[-1].outputs[0]
-        nxt = g.sole_consumer(out_i)
-        second = _repeat(g, nxt) if nxt is not None else None
-        if second is not None and second[0] not in factors and len(x.shape) == 4:
-            factors[second[0]] = second[1]
-            ops = ops + second[2]
-            out_i = ops[-1].outputs[0]
-        y = g.t(out_i)
-        if len(x.shape) == 4 and set(factors) <= {1, 2}:
+        x = g.t(u.x)
+        if len(x.shape) == 4 and _feeds_only_units(g, u.out, u.axis):
+            continue                            # the repeat(s) reading it fold this one in
+        factors = {u.axis: u.f}
+        src = u.x
+        chain = [u]
+        p = _unit_producing(g, u.x) if len(x.shape) == 4 else None
+        if p is not None and p.axis != u.axis and _feeds_only_units(g, u.x, p.axis):
+            factors[p.axis] = p.f
+            src = p.x
+            chain = [p, u]
+        xs, y = g.t(src), g.t(u.out)
+        if len(xs.shape) == 4 and set(factors) <= {1, 2}:
             fh, fw = factors.get(1, 1), factors.get(2, 1)
-            x4, y4 = xi, out_i
-            h, w = x.shape[1], x.shape[2]
-        elif len(x.shape) == 3 and set(factors) == {1}:
+            h, w = xs.shape[1], xs.shape[2]
+            x4, y4 = src, u.out
+        elif len(xs.shape) == 3 and set(factors) == {1}:
             fh, fw = factors[1], 1
-            h, w = x.shape[1], 1
-            x4 = g.new_tensor(f"{x.name}/4d", (x.shape[0], h, 1, x.shape[2]), like=x)
-            y4 = g.new_tensor(f"{y.name}/4d", (x.shape[0], h * fh, 1, x.shape[2]), like=y)
+            h, w = xs.shape[1], 1
         else:
             continue
         if not (_nearest_is_repeat(h, fh) and _nearest_is_repeat(w, fw)):
             continue
-        idx = [i for op in ops for i in op.orig]
+        if len(xs.shape) == 3:
+            x4 = g.new_tensor(f"{xs.name}/4d", (xs.shape[0], h, 1, xs.shape[2]), like=xs)
+            y4 = g.new_tensor(f"{y.name}/4d", (xs.shape[0], h * fh, 1, xs.shape[2]), like=y)
+        all_ops = [op for c in chain for op in (c.r1, c.t, c.r2)]
+        idx = sorted({i for op in all_ops for i in op.orig})
         size = g.const_i32(f"{y.name}/size", (h * fh, w * fw))
         resize = _Op("RESIZE_NEAREST_NEIGHBOR", 2, [x4, size], [y4], {"alignCorners": False, "halfPixelCenters": False},
                      idx)
-        if x4 == xi:
+        if x4 == src:
             new_ops = [resize]
         else:
-            new_ops = [_Op("RESHAPE", 1, [xi, g.const_i32(f"{x.name}/4d/shape", g.t(x4).shape)], [x4], {}, idx[:1]),
+            new_ops = [_Op("RESHAPE", 1, [src, g.const_i32(f"{xs.name}/4d/shape", g.t(x4).shape)], [x4], {},
+                           idx[:1]),
                        resize,
-                       _Op("RESHAPE", 1, [y4, g.const_i32(f"{y.name}/shape", y.shape)], [out_i], {}, idx[-1:])]
-        g.replace(ops, new_ops)
-        names = "→".join(op.op for op in ops)
-        notes.append(f"replaced {names} ({_ops_text(idx)}, a nearest-neighbour upsampling ×{fh}×{fw} as Keras 3 "
-                     f"lowers UpSampling{len(x.shape) - 2}D) by RESIZE_NEAREST_NEIGHBOR "
-                     f"{_shape_text(x.shape)}→{_shape_text(y.shape)}")
+                       _Op("RESHAPE", 1, [y4, g.const_i32(f"{y.name}/shape", y.shape)], [u.out], {}, idx[-1:])]
+        # only this repeat's TILE and RESHAPE go now; shared ops before it die once nothing reads them
+        g.replace([u.t, u.r2], new_ops)
+        g._drop_dead()
+        names = "→".join(op.op for op in all_ops)
+        notes.append(f"replaced {names} ({_ops_text(idx)}: nearest-neighbour upsampling ×{fh}×{fw} as Keras 3 "
+                     f"lowers UpSampling{len(xs.shape) - 2}D) by RESIZE_NEAREST_NEIGHBOR "
+                     f"{_shape_text(xs.shape)}→{_shape_text(y.shape)}")
         return True
     return False
 
@@ -812,7 +849,7 @@ def _fuse_relu(g: _Graph, notes: list[str]) -> bool:
         want = (max(a[0], b[0]), min(a[1], b[1]))
         if want[0] > want[1]:
             continue
-        pick = next((act for act in dict.fromkeys((r.op, cur, *_FUSED_ACTS))
+        pick = next((act for act in dict.fromkeys((cur, r.op, *_FUSED_ACTS))
                      if quantize.activation_range(act, x.scale, x.zero_point) == want), None)
         if pick is None:
             continue
