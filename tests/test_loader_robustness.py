@@ -225,7 +225,9 @@ class Craft:
         if arena is None:
             arena = max(t.offset + t.nbytes for t in self.tensors if t.storage == 0)
             arena = (arena + 15) // 16 * 16
-        return serialize(PackedModel(self.tensors, self.ops, inputs, outputs, arena, bytes(self.data)))
+        # every constant in the trusted (engine-copied) region: the core ops require it for mult/shift
+        data = bytes(self.data) + b"\0" * (-len(self.data) % 16)
+        return serialize(PackedModel(self.tensors, self.ops, inputs, outputs, arena, data, trusted_size=len(data)))
 
 
 def conv_params(stride: int = 1, dil: int = 1, pad: int = 0, in_off: int = 0, out_off: int = 0,
@@ -509,7 +511,10 @@ def targets(mpk: bytes) -> list[Target]:
     add("file_size_big", c.header("file_size", n + 16), E_TRUNCATED, -1, words=["truncated"])
     add("file_size_small", c.header("file_size", n - 16), E_SIZE, -1, n - 16, ["file size"])
     add("file_size_zero", c.header("file_size", 0), E_SIZE, -1, 0, ["file size"])
-    for f, v, d in (("header_size", 32, 0), ("flags", 1, 0), ("reserved", 1, 0), ("n_tensors", 0, 1),
+    # requantization params outside the trusted (engine-copied) region are refused: a caller could change them
+    add("trusted_size_zero", c.header("trusted_size", 0), E_OP, 0, 9, ["op #0"])
+    for f, v, d in (("header_size", 32, 0), ("flags", 1, 0), ("trusted_size", 8, 9),
+                    ("trusted_size", h["data_size"] + 16, 9), ("n_tensors", 0, 1),
                     ("n_tensors", 0xFFFF, 1), ("n_ops", 0, 1), ("n_inputs", 0, 2), ("n_inputs", 17, 2),
                     ("n_outputs", 0, 2), ("n_outputs", 17, 2), ("arena_size", h["arena_size"] + 8, 3),
                     ("tensors_offset", h["tensors_offset"] + 2, 4), ("ops_offset", h["ops_offset"] + 2, 4),

@@ -69,15 +69,14 @@ src, dst, cap = sys.argv[1], sys.argv[2], int(sys.argv[3])
 f = open(src, "rb")
 fo = open(dst, "wb")
 n = struct.unpack("<I", f.read(4))[0]
-cctx = bytearray(ce.ctx_size())
-vctx = bytearray(ve.ctx_size())
-
 def st(r):
     return (0, 0, 0, 0) if r is None else r
 
 for i in range(n):
     mpk = f.read(struct.unpack("<I", f.read(4))[0])
     init = f.read(struct.unpack("<I", f.read(4))[0])
+    cctx = bytearray(ce.ctx_size(mpk))
+    vctx = bytearray(ve.ctx_size(mpk))
     rc = ce.prepare(mpk, cctx)
     rv = ve.prepare(mpk, vctx)
     ac = av = b""
@@ -159,7 +158,7 @@ def err(fn, *a):
         return "TypeError"
     return "none"
 
-ctx = bytearray(ve.ctx_size())
+ctx = bytearray(ve.ctx_size(mpk))
 print("SMALLCTX", err(ve.prepare, mpk, bytearray(8)))
 print("NOTBUF", err(ve.prepare, 12345, ctx))
 print("UNPREPARED", err(ve.invoke, mpk, bytearray(1 << 16), bytearray(ve.ctx_size())))
@@ -698,7 +697,7 @@ def test_mpy_cross_all_archs(tmp_path: Path, natmod_x64: Path) -> None:
     script.write_text(
         "import sys, mpyml_engine as ce\nfrom mpyml import viper_engine as ve\n"
         "print('FILE', ve.__file__)\nmpk = open(sys.argv[1], 'rb').read()\ninit = open(sys.argv[2], 'rb').read()\n"
-        "a, b = bytearray(init), bytearray(init)\nx, y = bytearray(ce.ctx_size()), bytearray(ve.ctx_size())\n"
+        "a, b = bytearray(init), bytearray(init)\nx, y = bytearray(ce.ctx_size(mpk)), bytearray(ve.ctx_size(mpk))\n"
         "assert ce.prepare(mpk, x) is None and ve.prepare(mpk, y) is None\n"
         "ce.invoke(mpk, a, x)\nve.invoke(mpk, b, y)\nprint('SAME', a == b)\n")
     env = dict(os.environ, MICROPYPATH=f"{tmp_path / 'pkg'}:{paths.natmod_path('x64').parent}")
@@ -847,7 +846,7 @@ def load_word_engine(bits: int) -> types.ModuleType:
 
 
 def _word_run(eng: types.ModuleType, mpk: bytes, init: bytes) -> tuple[tuple, bytes]:
-    ctx = bytearray(eng.ctx_size())
+    ctx = bytearray(eng.ctx_size(mpk))
     r = eng.prepare(mpk, ctx)
     if r is not None:
         return tuple(r), b""

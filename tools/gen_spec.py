@@ -124,7 +124,7 @@ def gen_table() -> str:
             ranges += [p.lo, p.hi]
         o0 = len(operands) // 4
         for o in _operands(op):
-            operands += [_typemask(o.types), STORAGE_CODE[o.storage], int(o.optional), 0]
+            operands += [_typemask(o.types), STORAGE_CODE[o.storage], int(o.optional), int(o.trusted)]
         lo_in, hi_in = op.n_in_range
         lo_out, hi_out = op.n_out_range
         info_cases.append(
@@ -140,7 +140,7 @@ def gen_table() -> str:
 
     L += ["", "/* (lo, hi) of every param, op by op */", "static const int32_t k_ranges[] = {"]
     L += fmt_list(ranges, 8)
-    L += ["};", "", "/* (type mask, storage 0 arena / 1 const / 2 any, optional, 0) of every operand */",
+    L += ["};", "", "/* (type mask, storage 0 arena / 1 const / 2 any, optional, trusted) of every operand */",
           "static const uint8_t k_operands[] = {"]
     L += fmt_list(operands, 16)
     L += ["};", "",
@@ -155,7 +155,7 @@ def gen_table() -> str:
           "    int j = k < n_in ? (k < d->n_spec_in ? k : d->n_spec_in - 1)",
           "                     : d->n_spec_in + (k - n_in < d->n_spec_out ? k - n_in : d->n_spec_out - 1);",
           "    const uint8_t *p = &k_operands[4 * (d->operands + j)];",
-          "    r->typemask = p[0]; r->storage = p[1]; r->optional = p[2];",
+          "    r->typemask = p[0]; r->storage = p[1]; r->optional = p[2]; r->trusted = p[3];",
           "}", "",
           "int mpyml_op_check_ext(const mpyml_op_view_t *v) {", "    switch (v->opcode) {"]
     for op in ext:
@@ -201,7 +201,7 @@ def gen_device() -> str:
     for code, c in spec.check_codes().items():
         L.append(f"    {code}: {c.message!r},")
     L.append("}")
-    L.append("# op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params, ((typemask, storage, optional),")
+    L.append("# op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params, ((typemask, storage, optional, trusted),")
     L.append("#   ...) operands (inputs then outputs; variadic ones repeat the last), n_spec_in, core, param names,")
     L.append("#   family index into FAMILIES: the viper kernels are in mpyml/viper_<family>.py)")
     L.append("FAMILIES = (" + ", ".join(repr(f) for f in spec.FAMILIES) + ")")
@@ -210,7 +210,7 @@ def gen_device() -> str:
         lo_in, hi_in = op.n_in_range
         lo_out, hi_out = op.n_out_range
         rng = "(" + "".join(f"({p.lo}, {p.hi}), " for p in op.params) + ")"
-        opr = "(" + "".join(f"({_typemask(o.types)}, {STORAGE_CODE[o.storage]}, {int(o.optional)}), "
+        opr = "(" + "".join(f"({_typemask(o.types)}, {STORAGE_CODE[o.storage]}, {int(o.optional)}, {int(o.trusted)}), "
                             for o in _operands(op)) + ")"
         pn = "(" + "".join(f"{p.name!r}, " for p in op.params) + ")"
         L.append(f"    {op.code}: ({lo_in}, {hi_in}, {lo_out}, {hi_out}, {rng}, {opr}, {len(op.inputs)}, "

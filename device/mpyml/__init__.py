@@ -60,6 +60,14 @@ def _load_buffer(src):
     return src
 
 
+def _oom(what, n):
+    import gc
+    gc.collect()
+    return MemoryError(
+        "mpyml: model needs %d bytes for %s, only %d bytes of heap free; free RAM, use a smaller model "
+        "or pass arena= (e.g. from PSRAM)" % (n, what, gc.mem_free()))
+
+
 def _error(res):
     from mpyml import _spec
     st, idx, detail, line = res
@@ -92,41 +100,64 @@ def _check_text(_spec, code, res):
     return _spec.CHECKS.get(code, "check failed")
 
 
-class Tensor:
-    """A model input or output: shape, quantization and a zero-copy view of its arena bytes."""
+_DTYPES = {1: "int8", 2: "int32", 3: "float32", 4: "uint8", 5: "int16", 6: "int64"}
+_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 
-    def __init__(self, index, shape, scale, zero_point, buffer):
+
+class Tensor:
+    """A model input or output: shape, dtype ('int8', 'uint8' or 'float32'), quantization and a zero-copy
+    view of its arena bytes (`buffer`, raw little-endian bytes of the dtype; `size` = its byte count)."""
+
+    def __init__(self, index, shape, scale, zero_point, buffer, ttype=1):
         self.index = index
         self.shape = shape
-        self.dtype = "int8"
+        self.dtype = _DTYPES.get(ttype, "type%d" % ttype)
         self.scale = scale
         self.zero_point = zero_point
-        self.buffer = buffer          # memoryview into the arena (raw two's-complement int8 bytes)
+        self.buffer = buffer          # memoryview into the arena (raw bytes of dtype)
         self.size = len(buffer)
+        self.elements = len(buffer) // (4 if self.dtype == "float32" else (2 if self.dtype == "int16" else 1))
 
     def quantize(self, values):
-        """Write float values (any iterable) into the tensor as int8."""
+        """Write float values (any iterable) into the tensor: quantized (int8 / uint8, clamped) or, for a
+        float32 tensor, as float32."""
         buf, s, zp = self.buffer, self.scale, self.zero_point
         i = 0
-        for v in values:
-            q = int(round(v / s)) + zp
-            q = -128 if q < -128 else (127 if q > 127 else q)
-            buf[i] = q & 0xFF
-            i += 1
-        if i != self.size:
-            raise ValueError("expected %d values, got %d" % (self.size, i))
+        if self.dtype == "float32":
+            for v in values:
+                if i < self.elements:
+                    struct.pack_into("<f", buf, 4 * i, v)
+                i += 1
+        else:
+            lo, hi = _QRANGE.get(self.dtype, (-128, 127))
+            for v in values:
+                q = int(round(v / s)) + zp
+                q = lo if q < lo else (hi if q > hi else q)
+                if i < self.size:
+                    buf[i] = q & 0xFF
+                i += 1
+        if i != self.elements:
+            raise ValueError("expected %d values, got %d" % (self.elements, i))
 
     def raw(self):
-        """The tensor's values as a list of ints (-128..127)."""
+        """The tensor's stored values as a list: ints (int8 -128..127, uint8 0..255) or floats (float32)."""
+        if self.dtype == "float32":
+            return list(struct.unpack_from("<%df" % self.elements, self.buffer, 0))
+        if self.dtype == "uint8":
+            return list(self.buffer)
         return [b - 256 if b > 127 else b for b in self.buffer]
 
     def dequantize(self):
-        """The tensor's values as a list of floats."""
+        """The tensor's values as a list of floats (a float32 tensor: its values)."""
+        if self.dtype == "float32":
+            return self.raw()
         s, zp = self.scale, self.zero_point
-        return [((b - 256 if b > 127 else b) - zp) * s for b in self.buffer]
+        return [(q - zp) * s for q in self.raw()]
 
     def __repr__(self):
-        return "<Tensor int8%s scale=%g zero_point=%d>" % (self.shape, self.scale, self.zero_point)
+        if self.dtype == "float32":
+            return "<Tensor float32%s>" % (self.shape,)
+        return "<Tensor %s%s scale=%g zero_point=%d>" % (self.dtype, self.shape, self.scale, self.zero_point)
 
 
 class Model:
@@ -136,7 +167,11 @@ class Model:
         eng = _engine(engine)
         if len(buf) < 64 or struct.unpack_from("<I", buf, 0)[0] != _MAGIC:
             raise ValueError("mpyml: not an mpyml model (bad magic); pack .tflite files with `mpyml pack`")
-        ctx = bytearray(eng.ctx_size())
+        try:
+            ctx = bytearray(eng.ctx_size(buf))
+        except MemoryError:
+            raise _oom("its engine context (the copy of its validated records)", eng.ctx_size(buf))
+        self.ctx_bytes = len(ctx)
         res = eng.prepare(buf, ctx)
         if res is not None:
             raise _error(res)
@@ -147,11 +182,7 @@ class Model:
             try:
                 arena = bytearray(self.arena_size)
             except MemoryError:
-                import gc
-                gc.collect()
-                raise MemoryError(
-                    "mpyml: model needs %d bytes of arena, only %d bytes of heap free; free RAM, "
-                    "use a smaller model or pass arena= (e.g. from PSRAM)" % (self.arena_size, gc.mem_free()))
+                raise _oom("arena", self.arena_size)
         elif len(arena) < self.arena_size:
             raise ValueError("mpyml: arena has %d bytes, model needs %d" % (len(arena), self.arena_size))
         self.engine = eng.__name__ if hasattr(eng, "__name__") else "engine"
@@ -167,7 +198,7 @@ class Model:
         def tensor(i):
             t = struct.unpack_from(_TENSOR, buf, tensors_off + 32 * i)
             shape = tuple(t[4:4 + t[1]])
-            return Tensor(i, shape, t[11], t[10], mv[t[8]:t[8] + t[9]])
+            return Tensor(i, shape, t[11], t[10], mv[t[8]:t[8] + t[9]], t[0])
 
         self.inputs = tuple(tensor(i) for i in idx[:n_in])
         self.outputs = tuple(tensor(i) for i in idx[n_in:])
@@ -187,8 +218,9 @@ class Model:
     def predict(self, x):
         """Run on x and return the output.
 
-        bytes/bytearray/memoryview x: raw int8 bytes in, raw int8 bytes out.
-        Anything else (list/tuple/array of numbers): quantized in, dequantized floats out.
+        bytes/bytearray/memoryview x: raw bytes of the input's dtype in, raw bytes of the output out.
+        Anything else (list/tuple/array of numbers): quantized in (float32 inputs: stored as float32,
+        uint8 inputs clamped to 0..255), dequantized floats out (float32 outputs: their values).
         For a model with several inputs pass a list with one item per input.
         """
         xs = x if (len(self.inputs) > 1 and isinstance(x, (list, tuple))) else (x,)
@@ -198,7 +230,7 @@ class Model:
         for t, v in zip(self.inputs, xs):
             if isinstance(v, (bytes, bytearray, memoryview)):
                 if len(v) != t.size:
-                    raise ValueError("input needs %d bytes, got %d" % (t.size, len(v)))
+                    raise ValueError("input needs %d bytes (%s), got %d" % (t.size, t.dtype, len(v)))
                 t.buffer[:] = v
                 raw = True
             else:
@@ -212,13 +244,14 @@ class Model:
 
     def info(self):
         def td(t):
-            return {"shape": t.shape, "dtype": "int8", "scale": t.scale, "zero_point": t.zero_point}
+            return {"shape": t.shape, "dtype": t.dtype, "scale": t.scale, "zero_point": t.zero_point}
         return {
             "engine": self.engine,
             "ops": self.n_ops,
             "tensors": self.n_tensors,
             "macs": self.macs,
             "arena_bytes": self.arena_size,
+            "ctx_bytes": self.ctx_bytes,
             "model_bytes": self.file_size,
             "inputs": [td(t) for t in self.inputs],
             "outputs": [td(t) for t in self.outputs],
@@ -226,8 +259,9 @@ class Model:
 
     def __repr__(self):
         i, o = self.input, self.output
-        return "<mpyml.Model %d ops, %d MACs, arena %d B, model %d B, in int8%s s=%g zp=%d -> out int8%s>" % (
-            self.n_ops, self.macs, self.arena_size, self.file_size, i.shape, i.scale, i.zero_point, o.shape)
+        q = "" if i.dtype == "float32" else " s=%g zp=%d" % (i.scale, i.zero_point)
+        return "<mpyml.Model %d ops, %d MACs, arena %d B, model %d B, in %s%s%s -> out %s%s>" % (
+            self.n_ops, self.macs, self.arena_size, self.file_size, i.dtype, i.shape, q, o.dtype, o.shape)
 
 
 def load(src, engine=None, arena=None):

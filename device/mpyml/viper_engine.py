@@ -1,7 +1,7 @@
 # mpyml viper engine: the pure-MicroPython fallback for boards without the C native module.
 #
 # Same module interface as the C engine (native_modules/natmod/mpyml_natmod.c):
-#   ctx_size() -> int
+#   ctx_size(model=None) -> int     bytes of ctx: fixed words + the copy of the model records
 #   prepare(model, ctx) -> None | (status, index, detail, check)   statuses as mpyml_status_t
 #   invoke(model, arena, ctx) -> None      raises ValueError when ctx/arena do not fit the model
 #   version() -> int ;  crc32(buf, crc=0) -> int
@@ -54,9 +54,11 @@ _C_ALO = const(2)                   # model address, low / high word
 _C_AHI = const(3)
 _C_ARENA = const(4)                 # arena bytes needed
 _C_NOPS = const(5)
-_C_OPS = const(6)                   # byte offset of the op records in the model
-_C_TENS = const(7)                  # byte offset of the tensor table
-_C_DATA = const(8)                  # byte offset of the data section
+_C_OPS = const(6)                   # byte offset of the ctx's copy of the op records
+_C_TENS = const(7)                  # byte offset of the ctx's copy of the tensor table
+_C_DATA = const(8)                  # byte offset of the data section in the model
+_C_TRU = const(9)                   # byte offset of the ctx's copy of the trusted data region
+_C_TRUSZ = const(10)                # its size (header trusted_size)
 # per-op scratch, rewritten by invoke for every op
 _C_OPC = const(12)
 _C_BIAS = const(13)                 # model offset of the bias, 0 = none
@@ -72,7 +74,7 @@ _C_T1 = const(36)
 _C_P = const(48)                    # the op's int32 params (up to 12)
 # ops of the op families (code >= 9, kernels in mpyml/viper_<family>.py): invoke decodes every operand
 # k into 8 words at _C_X + 8 * k: +0 byte offset in its buffer (const: into the model, arena: into the
-# arena), +1 storage (0 arena, 1 const, 2 absent), +2..+5 dims right-aligned n h w c (leading 1s),
+# arena), +1 storage (0 arena, 1 const, 2 absent, 3 trusted const: offset into ctx), +2..+5 dims right-aligned n h w c (leading 1s),
 # +6 nbytes, +7 type code; the params into _C_XP + i; then calls the family's run(opc, model, arena, ctx).
 _C_XNIN = const(60)
 _C_XNOUT = const(61)
@@ -81,8 +83,24 @@ _C_XP = const(64)
 _C_X = const(128)
 
 
-def ctx_size():
-    return _CTX_WORDS * 4
+def _al8(n):
+    return (n + 7) & ~7
+
+
+def _copy_sizes(h, size):
+    # (tensor table, op records, io table, trusted data) bytes of the ctx copies, clamped to the buffer
+    return (_al8(min(h[6] * 32, size)), _al8(min(h[12], size)), _al8(min(2 * (h[8] + h[9]), size)),
+            _al8(min(h[18], size)))
+
+
+def ctx_size(model=None):
+    """Bytes of ctx for model: the engine's words plus its copy of the model's records (as mpyml_ctx_size)."""
+    n = _CTX_WORDS * 4
+    if model is None or len(model) < 64 or struct.unpack_from("<I", model, 0)[0] != _MAGIC:
+        return n
+    for k in _copy_sizes(struct.unpack_from(_HDR, model, 0), len(model)):
+        n += k
+    return n
 
 
 def version():
@@ -214,6 +232,13 @@ def _shape4(t):
 _ES = (0, 1, 4, 4, 1, 2, 8)          # element bytes by type code (mpyml/_spec.py TYPES)
 
 
+_TRUSTED = [0]      # trusted_size of the model being validated (prepare is not re-entrant)
+
+
+def _in_trusted(t):
+    return t[2] == 1 and _fits(t[8], t[9], _TRUSTED[0])
+
+
 def _check_tensor(t, arena_size, data_size):
     ty, nd, storage, flags = t[0], t[1], t[2], t[3]
     if ty < 1 or ty > 6:
@@ -256,6 +281,8 @@ def _check_tensor(t, arena_size, data_size):
         return _fits(off, nbytes, arena_size)
     if storage == 1:
         # (data address + offset) % es: the model is 4-aligned and data_offset 16-aligned
+        if off < _TRUSTED[0] and not _fits(off, nbytes, _TRUSTED[0]):
+            return False
         return _fits(off, nbytes, data_size)
     return False
 
@@ -290,7 +317,7 @@ def _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data):
             j = k if k < n_spec_in else n_spec_in - 1
         else:
             j = n_spec_in + (k - n_in if k - n_in < n_spec - n_spec_in else n_spec - n_spec_in - 1)
-        mask, storage, optional = rules[j]
+        mask, storage, optional, trusted = rules[j]
         t = None if idx[k] == 0xFFFF else tens[idx[k]]
         if t is None:
             if not optional or k >= n_in:
@@ -300,6 +327,8 @@ def _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data):
         if not (mask >> t[0]) & 1:
             return 200 + k, ts
         if storage != 2 and t[2] != storage:
+            return 200 + k, ts
+        if trusted and not _in_trusted(t):
             return 200 + k, ts
         ts.append(t)
     for i in range(len(prm)):
@@ -328,6 +357,8 @@ def _is_const_i32_len(t, n):
 
 
 def _check_requant(buf, data, mult, shift, n):
+    if not _in_trusted(mult) or not _in_trusted(shift):
+        return False
     mo = data + mult[8]
     so = data + shift[8]
     for i in range(n):
@@ -497,7 +528,7 @@ def _validate(buf):
     h = struct.unpack_from(_HDR, buf, 0)
     (magic, ver, header_size, file_size, crc, arena_size, n_tensors, n_ops, n_inputs, n_outputs,
      tensors_offset, ops_offset, ops_size, io_offset, data_offset, data_size, _macs, flags,
-     reserved) = h
+     trusted_size) = h
     if magic != _MAGIC:
         return (E_MAGIC, -1, 0, 3)
     if ver != 2:
@@ -508,7 +539,7 @@ def _validate(buf):
         return (E_SIZE, -1, file_size, 6)
     if int(_crc(buf, 0, size, 12, 16, 0, 0)) & 0xFFFFFFFF != crc:
         return (E_CRC, -1, 0, 7)
-    if header_size != 64 or flags != 0 or reserved != 0:
+    if header_size != 64 or flags != 0:
         return (E_HEADER, -1, 0, 8)
     if n_tensors == 0 or n_tensors == 0xFFFF or n_ops == 0:
         return (E_HEADER, -1, 1, 9)
@@ -528,7 +559,10 @@ def _validate(buf):
         return (E_HEADER, -1, 7, 16)
     if not _fits(data_offset, data_size, size):
         return (E_HEADER, -1, 8, 17)
+    if trusted_size > data_size or trusted_size % 16:
+        return (E_HEADER, -1, 9, 30)
 
+    _TRUSTED[0] = trusted_size
     tens = _Tensors(buf, tensors_offset, n_tensors)
     for i in range(n_tensors):
         if not _check_tensor(tens[i], arena_size, data_size):
@@ -610,9 +644,9 @@ def _zero_at(buf, off: int, n: int):
 
 
 def prepare(model, ctx):
-    """Validate model; fill ctx (bytearray(ctx_size())). None if valid, else (status, index, detail, check)."""
-    if len(ctx) < _CTX_WORDS * 4:
-        raise ValueError("ctx buffer too small: use bytearray(viper_engine.ctx_size())")
+    """Validate model; fill ctx (bytearray(ctx_size(model))). None if valid, else (status, index, detail, check)."""
+    if len(ctx) < ctx_size(model):
+        raise ValueError("ctx buffer too small: use bytearray(viper_engine.ctx_size(model))")
     if _addr_lo(ctx) & 3:
         raise ValueError("ctx buffer not aligned")
     memoryview(model)       # TypeError for a non-buffer (as the C binding's buffer check)
@@ -621,7 +655,18 @@ def prepare(model, ctx):
     if res is not None:
         return res
     h = struct.unpack_from(_HDR, model, 0)
-    struct.pack_into("<IIIIIII", ctx, 4 * _C_ARENA, h[5], h[7], h[11], h[10], h[14], 0, 0)
+    # the engine's copies of what it validated: invoke reads records only from here
+    st, so, si, sd = _copy_sizes(h, len(model))
+    ct = _CTX_WORDS * 4
+    co = ct + st
+    ci = co + so
+    cd = ci + si
+    mv, cv = memoryview(model), memoryview(ctx)
+    cv[ct:ct + 32 * h[6]] = mv[h[10]:h[10] + 32 * h[6]]
+    cv[co:co + h[12]] = mv[h[11]:h[11] + h[12]]
+    cv[ci:ci + 2 * (h[8] + h[9])] = mv[h[13]:h[13] + 2 * (h[8] + h[9])]
+    cv[cd:cd + h[18]] = mv[h[14]:h[14] + h[18]]
+    struct.pack_into("<IIIIIIIII", ctx, 4 * _C_ARENA, h[5], h[7], co, ct, h[14], cd, h[18], 0, 0)
     struct.pack_into("<I", ctx, 4 * _C_LEN, len(model))
     _store_addr(model, ctx)
     struct.pack_into("<I", ctx, 4 * _C_MAGIC, _CTX_MAGIC)
@@ -650,9 +695,9 @@ def invoke(model, arena, ctx):
         raise ValueError("arena smaller than the model's arena_size")
     if int(ptr8(arena)) & 3:
         raise ValueError("arena not 4-byte aligned")
-    m8 = ptr8(model)
-    m16 = ptr16(model)
-    m32 = ptr32(model)
+    m8 = ptr8(ctx)          # records: the ctx's validated copies (never the model buffer)
+    m16 = ptr16(ctx)
+    m32 = ptr32(ctx)
     tens = c[_C_TENS]
     data = c[_C_DATA]
     op = c[_C_OPS]
@@ -745,9 +790,9 @@ def invoke(model, arena, ctx):
 def _ext(model, arena, ctx, op: int, tens: int, data: int):
     # an op of a family: decode every operand and the params into the ctx, then the family's run()
     c = ptr32(ctx)
-    m8 = ptr8(model)
-    m16 = ptr16(model)
-    m32 = ptr32(model)
+    m8 = ptr8(ctx)          # records: the ctx's validated copies
+    m16 = ptr16(ctx)
+    m32 = ptr32(ctx)
     opc = m8[op]
     n_in = m8[op + 1]
     n_out = m8[op + 2]
@@ -775,7 +820,11 @@ def _ext(model, arena, ctx, op: int, tens: int, data: int):
             st = m8[rec + 2]
             off = m32[(rec + 12) >> 2]
             if st:
-                off += data
+                if uint(off) < uint(c[_C_TRUSZ]):
+                    st = 3          # trusted const: its bytes are the ctx's copy (offset into ctx)
+                    off += c[_C_TRU]
+                else:
+                    off += data
             c[base] = off
             c[base + 1] = st
             c[base + 2] = 1

@@ -35,14 +35,6 @@ class _Err(ctypes.Structure):
                 ("line", ctypes.c_int32)]
 
 
-class _Ctx(ctypes.Structure):
-    """mpyml_ctx_t (mpyml_engine.h), field for field."""
-
-    _fields_ = [("magic", ctypes.c_uint32), ("model_len", ctypes.c_uint32), ("model", ctypes.c_void_p),
-                ("arena_size", ctypes.c_uint32), ("n_ops", ctypes.c_uint32), ("hdr", ctypes.c_void_p),
-                ("tensors", ctypes.c_void_p), ("ops", ctypes.c_void_p), ("data", ctypes.c_void_p)]
-
-
 class PrepareError(ValueError):
     """mpyml_prepare rejected the model; the attributes are the engine's mpyml_err_t."""
 
@@ -61,9 +53,11 @@ class _Lib:
             raise FileNotFoundError(f"{path} not found: build it with `make hostlib`")
         lib = ctypes.CDLL(str(path))
         vp, sz = ctypes.c_void_p, ctypes.c_size_t
-        lib.mpyml_prepare.argtypes = [ctypes.POINTER(_Ctx), vp, sz, ctypes.POINTER(_Err)]
+        lib.mpyml_ctx_size.argtypes = [vp, sz]
+        lib.mpyml_ctx_size.restype = sz
+        lib.mpyml_prepare.argtypes = [vp, sz, vp, sz, ctypes.POINTER(_Err)]
         lib.mpyml_prepare.restype = ctypes.c_int
-        lib.mpyml_invoke.argtypes = [ctypes.POINTER(_Ctx), vp, sz, vp, sz]
+        lib.mpyml_invoke.argtypes = [vp, vp, sz, vp, sz]
         lib.mpyml_invoke.restype = ctypes.c_int
         lib.mpyml_status_str.argtypes = [ctypes.c_int]
         lib.mpyml_status_str.restype = ctypes.c_char_p
@@ -126,8 +120,8 @@ def prepare_status(mpk: bytes | bytearray | memoryview, misalign: int = 0) -> tu
     """
     lib = load_library()
     buf = _aligned_copy(mpk, misalign)
-    ctx, err = _Ctx(), _Err()
-    lib.prepare(ctypes.byref(ctx), buf.ctypes.data, buf.size, ctypes.byref(err))
+    ctx, err = _aligned(int(lib.lib.mpyml_ctx_size(buf.ctypes.data, buf.size))), _Err()
+    lib.prepare(ctx.ctypes.data, ctx.size, buf.ctypes.data, buf.size, ctypes.byref(err))
     return err.status, err.index, err.detail, err.line
 
 
@@ -150,8 +144,9 @@ class HostModel:
         self._lib = load_library(library)
         self._model = _aligned_copy(mpk)     # kept alive: the engine uses it in place
         self._addr, self._len = self._model.ctypes.data, self._model.size
-        self._ctx, err = _Ctx(), _Err()
-        st = self._lib.prepare(ctypes.byref(self._ctx), self._addr, self._len, ctypes.byref(err))
+        self._ctx, err = _aligned(int(self._lib.lib.mpyml_ctx_size(self._addr, self._len))), _Err()
+        self.ctx_bytes: int = self._ctx.size
+        st = self._lib.prepare(self._ctx.ctypes.data, self._ctx.size, self._addr, self._len, ctypes.byref(err))
         if st != OK:
             raise PrepareError(err.status, err.index, err.detail, err.line,
                                self._lib.lib.mpyml_status_str(err.status).decode())
@@ -175,7 +170,7 @@ class HostModel:
         self.arena: np.ndarray = self._arena_spare[:self.arena_size]
         self._arena_i8 = self.arena.view(np.int8)
         self._arena_addr = self.arena.ctypes.data
-        self._ctx_ref = ctypes.byref(self._ctx)
+        self._ctx_ref = self._ctx.ctypes.data
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Write the raw int8 inputs (tensor order, any shape with the right size), run, copy the outputs out."""

@@ -22,7 +22,7 @@ from .spec import TYPE_NAME, TYPES
 
 HEADER_FIELDS = ("magic", "version", "header_size", "file_size", "crc32", "arena_size", "n_tensors", "n_ops",
                  "n_inputs", "n_outputs", "tensors_offset", "ops_offset", "ops_size", "io_offset",
-                 "data_offset", "data_size", "macs", "flags", "reserved")
+                 "data_offset", "data_size", "macs", "flags", "trusted_size")
 HEADER_OFFSETS = dict(zip(HEADER_FIELDS, (0, 4, 6, 8, 12, 16, 20, 22, 24, 26, 28, 32, 36, 40, 44, 48, 52, 56, 60),
                           strict=True))
 

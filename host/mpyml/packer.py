@@ -419,6 +419,7 @@ class PackedModel:
     outputs: list[int]
     arena_size: int
     data: bytes = b""
+    trusted_size: int = 0            # bytes at the start of data that the engine copies at load
     notes: list[str] = field(default_factory=list)   # what graph.cleanup() folded / fused before lowering
 
 
@@ -445,21 +446,43 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
+def _trusted_tensors(pm: PackedModel) -> set[int]:
+    """Const tensors whose values a kernel relies on (spec operands with trusted=True)."""
+    out: set[int] = set()
+    for op in pm.ops:
+        sop = spec.OPS_BY_CODE[op.opcode]
+        n_in = len(op.inputs)
+        for k, ti in enumerate(op.inputs + op.outputs):
+            if ti != NO_TENSOR and sop.operand(k, n_in).trusted and pm.tensors[ti].storage == S_CONST:
+                out.add(ti)
+    return out
+
+
 def _layout_data(pm: PackedModel) -> None:
-    """Place const tensors in the data section, 16-byte aligned, identical blobs shared."""
+    """Place const tensors in the data section, 16-byte aligned, identical blobs shared. The trusted ones
+    (requantization params, tables the kernels index with) come first: that region, `trusted_size` bytes,
+    is copied by the engine at load, so nothing written into the model buffer later can change them."""
     out = bytearray()
     seen: dict[bytes, int] = {}
-    for t in pm.tensors:
-        if t.storage != S_CONST:
-            continue
+    trusted = _trusted_tensors(pm)
+
+    def place(t: PTensor) -> None:
         assert t.data is not None
         if t.data in seen:
             t.offset = seen[t.data]
-            continue
-        out += b"\0" * (_align(len(out), ALIGN_DATA) - len(out))
+            return
+        out.extend(b"\0" * (_align(len(out), ALIGN_DATA) - len(out)))
         t.offset = len(out)
         seen[t.data] = t.offset
-        out += t.data
+        out.extend(t.data)
+
+    for i in sorted(trusted):
+        place(pm.tensors[i])
+    out.extend(b"\0" * (_align(len(out), ALIGN_DATA) - len(out)))
+    pm.trusted_size = len(out)
+    for i, t in enumerate(pm.tensors):
+        if t.storage == S_CONST and i not in trusted:
+            place(t)     # identical to a trusted blob: shares it (a const lies inside the region or after it)
     pm.data = bytes(out)
 
 
@@ -488,7 +511,7 @@ def serialize(pm: PackedModel) -> bytes:
     macs = min(sum(op.macs for op in pm.ops), 0xFFFFFFFF)
     header = struct.pack(HEADER_FMT, MAGIC, VERSION, HEADER_SIZE, total, 0, pm.arena_size, len(pm.tensors),
                          len(pm.ops), len(pm.inputs), len(pm.outputs), tensors_off, ops_off, len(ops_blob), io_off,
-                         data_off, len(pm.data), macs, 0, 0)
+                         data_off, len(pm.data), macs, 0, pm.trusted_size)
     buf = bytearray(header + tensor_blob + ops_blob + io_blob)
     buf += b"\0" * (data_off - len(buf))
     buf += pm.data

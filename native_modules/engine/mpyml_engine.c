@@ -22,9 +22,6 @@ static int fits(uint32_t off, uint32_t n, uint32_t size) {
     return off <= size && n <= size - off;
 }
 
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
 
 uint32_t mpyml_crc32(uint32_t crc, const uint8_t *buf, size_t len) {
     /* Nibble-table CRC-32 (reflected 0xEDB88320): small table, no writable state. */
@@ -76,7 +73,8 @@ static int in_range(int32_t v, int32_t lo, int32_t hi) {
 
 /* ------------------------------------------------------------------ validation */
 
-static int check_tensor(const mpyml_tensor_t *t, uint32_t arena_size, uint32_t data_size, uintptr_t data_addr) {
+static int check_tensor(const mpyml_tensor_t *t, uint32_t arena_size, uint32_t data_size, uintptr_t data_addr,
+    uint32_t trusted_size) {
     uint32_t es = elem_size(t->type);
     if (es == 0) return 0;
     if (t->ndim < 1 || t->ndim > MPYML_MAX_DIMS) return 0;
@@ -105,6 +103,8 @@ static int check_tensor(const mpyml_tensor_t *t, uint32_t arena_size, uint32_t d
     }
     if (t->storage == MPYML_S_CONST) {
         if ((data_addr + t->offset) % (es > 4 ? 4 : es) != 0) return 0;
+        /* a const tensor lies entirely inside the trusted (copied) region or entirely after it */
+        if (t->offset < trusted_size && !fits(t->offset, t->nbytes, trusted_size)) return 0;
         return fits(t->offset, t->nbytes, data_size);
     }
     return 0;
@@ -114,7 +114,19 @@ static int check_tensor(const mpyml_tensor_t *t, uint32_t arena_size, uint32_t d
 typedef struct {
     const mpyml_tensor_t *tensors;
     uint32_t n_tensors;
+    const uint8_t *data;        /* the model's data section */
+    const uint8_t *trusted;     /* the ctx copy of data[0 .. trusted_size) */
+    uint32_t trusted_size;
 } tables_t;
+
+/* bytes of a const tensor: from the trusted copy when it lies there (check_tensor: entirely) */
+static const uint8_t *const_bytes(const tables_t *tb, const mpyml_tensor_t *t) {
+    return t->offset < tb->trusted_size ? tb->trusted + t->offset : tb->data + t->offset;
+}
+
+static int in_trusted(const tables_t *tb, const mpyml_tensor_t *t) {
+    return t->storage == MPYML_S_CONST && fits(t->offset, t->nbytes, tb->trusted_size);
+}
 
 static const mpyml_tensor_t *operand(const tables_t *tb, uint16_t idx) {
     if (idx == MPYML_NO_TENSOR || idx >= tb->n_tensors) return NULL;
@@ -137,9 +149,10 @@ static int is_const_i32_len(const mpyml_tensor_t *t, uint32_t len) {
     return t && t->type == MPYML_T_INT32 && t->storage == MPYML_S_CONST && tensor_elems(t) == len;
 }
 
-static int check_requant(const mpyml_tensor_t *mult, const mpyml_tensor_t *shift, const uint8_t *data, uint32_t n) {
-    const int32_t *m = (const int32_t *)(const void *)(data + mult->offset);
-    const int32_t *s = (const int32_t *)(const void *)(data + shift->offset);
+static int check_requant(const mpyml_tensor_t *mult, const mpyml_tensor_t *shift, const tables_t *tb, uint32_t n) {
+    if (!in_trusted(tb, mult) || !in_trusted(tb, shift)) return 0;
+    const int32_t *m = (const int32_t *)(const void *)const_bytes(tb, mult);
+    const int32_t *s = (const int32_t *)(const void *)const_bytes(tb, shift);
     for (uint32_t i = 0; i < n; i++) {
         if (m[i] < 0 || !in_range(s[i], -31, 30)) return 0;
     }
@@ -157,8 +170,7 @@ static int check_act(int32_t lo, int32_t hi) {
 }
 
 /* Validate one op's operands and parameters. Returns 0 if OK, else the failing operand/param code (>0). */
-static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t *prm,
-    const tables_t *tb, const uint8_t *data) {
+static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t *prm, const tables_t *tb) {
     const mpyml_tensor_t *in = operand(tb, idx[0]);
     const mpyml_tensor_t *out = operand(tb, idx[n_in]);
     if (!is_i8(in)) return 1;
@@ -192,7 +204,7 @@ static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t
             }
             if (idx[2] != MPYML_NO_TENSOR && !is_const_i32_len(bias, o)) return 8;
             if (!is_const_i32_len(operand(tb, idx[3]), o) || !is_const_i32_len(operand(tb, idx[4]), o)) return 9;
-            if (!check_requant(operand(tb, idx[3]), operand(tb, idx[4]), data, o)) return 9;
+            if (!check_requant(operand(tb, idx[3]), operand(tb, idx[4]), tb, o)) return 9;
             return 0;
         }
         case MPYML_OP_FULLY_CONNECTED: {
@@ -210,7 +222,7 @@ static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t
             uint32_t nm = m ? tensor_elems(m) : 0;
             if (nm != 1 && nm != o) return 9;
             if (!is_const_i32_len(m, nm) || !is_const_i32_len(operand(tb, idx[4]), nm)) return 9;
-            if (!check_requant(m, operand(tb, idx[4]), data, nm)) return 9;
+            if (!check_requant(m, operand(tb, idx[4]), tb, nm)) return 9;
             if (!in_range(p->input_offset, -127, 128) || !in_range(p->output_offset, -128, 127)) return 13;
             if (!check_act(p->act_min, p->act_max)) return 14;
             return 0;
@@ -269,11 +281,11 @@ static int check_op(int opcode, const uint16_t *idx, uint8_t n_in, const int32_t
 
 /* Spec-driven checks of an op that is not a core op, then its family's <kernel>_check. */
 static int check_generic(const mpyml_op_info_t *d, const mpyml_op_hdr_t *oh, const uint16_t *idx,
-    const int32_t *prm, const tables_t *tb, const uint8_t *data) {
+    const int32_t *prm, const tables_t *tb) {
     mpyml_op_view_t v;
     memset(&v, 0, sizeof(v));
     v.opcode = oh->opcode; v.n_in = oh->n_in; v.n_out = oh->n_out; v.n_params = oh->n_params;
-    v.params = prm; v.data = data;
+    v.params = prm; v.data = tb->data; v.trusted = tb->trusted; v.trusted_size = tb->trusted_size;
     uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
     for (uint32_t k = 0; k < n_idx; k++) {
         mpyml_operand_rule_t r;
@@ -285,6 +297,7 @@ static int check_generic(const mpyml_op_info_t *d, const mpyml_op_hdr_t *oh, con
         }
         if (!((r.typemask >> t->type) & 1u)) return MPYML_CHK_OPERAND_BASE + (int)k;
         if (r.storage != 2 && t->storage != r.storage) return MPYML_CHK_OPERAND_BASE + (int)k;
+        if (r.trusted && !in_trusted(tb, t)) return MPYML_CHK_OPERAND_BASE + (int)k;
         v.t[k] = t;
     }
     for (int i = 0; i < oh->n_params; i++) {
@@ -301,12 +314,41 @@ static int check_generic(const mpyml_op_info_t *d, const mpyml_op_hdr_t *oh, con
     return mpyml_op_check_ext(&v);
 }
 
-int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_t *err) {
-    memset(ctx, 0, sizeof(*ctx));
+static uint32_t align8(uint32_t n) {
+    return (n + 7u) & ~7u;
+}
+
+/* sizes of the ctx copies, each clamped to the buffer (prepare rejects a header whose tables do not fit) */
+static void copy_sizes(const mpyml_header_t *h, size_t len, uint32_t sz[4]) {
+    uint32_t cap = len > 0x7FFFFFF0u ? 0x7FFFFFF0u : (uint32_t)len;
+    uint32_t t = (uint32_t)h->n_tensors * MPYML_TENSOR_SIZE;
+    uint32_t io = 2u * ((uint32_t)h->n_inputs + h->n_outputs);
+    sz[0] = align8(t > cap ? cap : t);
+    sz[1] = align8(h->ops_size > cap ? cap : h->ops_size);
+    sz[2] = align8(io > cap ? cap : io);
+    sz[3] = align8(h->trusted_size > cap ? cap : h->trusted_size);
+}
+
+size_t mpyml_ctx_size(const uint8_t *model, size_t len) {
+    if (model == NULL || len < MPYML_HEADER_SIZE || ((uintptr_t)model & 3u) != 0) return sizeof(mpyml_ctx_t);
+    const mpyml_header_t *h = (const mpyml_header_t *)(const void *)model;
+    if (h->magic != MPYML_MAGIC) return sizeof(mpyml_ctx_t);
+    uint32_t sz[4];
+    copy_sizes(h, len, sz);
+    return align8(sizeof(mpyml_ctx_t)) + (size_t)sz[0] + sz[1] + sz[2] + sz[3];
+}
+
+int mpyml_prepare(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, size_t len, mpyml_err_t *err) {
     err->status = MPYML_OK; err->index = -1; err->detail = 0; err->line = 0;
+    if (ctx_len < sizeof(mpyml_ctx_t) || ((uintptr_t)ctx & (sizeof(void *) - 1u)) != 0) {
+        FAIL(MPYML_E_CTX, -1, (int32_t)sizeof(mpyml_ctx_t));
+    }
+    memset(ctx, 0, sizeof(*ctx));
     if (((uintptr_t)model & 3u) != 0) FAIL(MPYML_E_ALIGN, -1, 0);
     if (len < MPYML_HEADER_SIZE) FAIL(MPYML_E_TRUNCATED, -1, (int32_t)len);
-    const mpyml_header_t *h = (const mpyml_header_t *)(const void *)model;
+    /* from here on only the engine's copy of the header is read */
+    memcpy(&ctx->hdr_copy, model, sizeof(mpyml_header_t));
+    const mpyml_header_t *h = &ctx->hdr_copy;
     if (h->magic != MPYML_MAGIC) FAIL(MPYML_E_MAGIC, -1, 0);
     if (h->version != MPYML_VERSION) FAIL(MPYML_E_VERSION, -1, h->version);
     if (h->file_size > len) FAIL(MPYML_E_TRUNCATED, -1, (int32_t)len);
@@ -317,9 +359,9 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
     uint32_t crc = mpyml_crc32(0, model, 12);
     crc = mpyml_crc32(crc, zero4, 4);
     crc = mpyml_crc32(crc, model + 16, size - 16);
-    if (crc != rd32(model + 12)) FAIL(MPYML_E_CRC, -1, 0);
+    if (crc != h->crc32) FAIL(MPYML_E_CRC, -1, 0);
 
-    if (h->header_size != MPYML_HEADER_SIZE || h->flags != 0 || h->reserved != 0) FAIL(MPYML_E_HEADER, -1, 0);
+    if (h->header_size != MPYML_HEADER_SIZE || h->flags != 0) FAIL(MPYML_E_HEADER, -1, 0);
     if (h->n_tensors == 0 || h->n_tensors == 0xFFFFu || h->n_ops == 0) FAIL(MPYML_E_HEADER, -1, 1);
     if (h->n_inputs == 0 || h->n_inputs > 16 || h->n_outputs == 0 || h->n_outputs > 16) FAIL(MPYML_E_HEADER, -1, 2);
     if (h->arena_size % MPYML_ALIGN_ARENA != 0) FAIL(MPYML_E_HEADER, -1, 3);
@@ -329,22 +371,38 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
     if (!fits(h->ops_offset, h->ops_size, size)) FAIL(MPYML_E_HEADER, -1, 6);
     if (!fits(h->io_offset, 2u * ((uint32_t)h->n_inputs + h->n_outputs), size)) FAIL(MPYML_E_HEADER, -1, 7);
     if (!fits(h->data_offset, h->data_size, size)) FAIL(MPYML_E_HEADER, -1, 8);
+    if (h->trusted_size > h->data_size || h->trusted_size % MPYML_ALIGN_DATA) FAIL(MPYML_E_HEADER, -1, 9);
 
-    const mpyml_tensor_t *tensors = (const mpyml_tensor_t *)(const void *)(model + h->tensors_offset);
+    /* the engine's copies of the tables and the trusted data, validated below and used by invoke */
+    size_t need = mpyml_ctx_size(model, len);
+    if (ctx_len < need) FAIL(MPYML_E_CTX, -1, (int32_t)need);
+    uint32_t sz[4];
+    copy_sizes(h, len, sz);
+    uint8_t *area = (uint8_t *)ctx + align8(sizeof(mpyml_ctx_t));
+    mpyml_tensor_t *tensors = (mpyml_tensor_t *)(void *)area;
+    uint8_t *ops = area + sz[0];
+    uint16_t *io = (uint16_t *)(void *)(ops + sz[1]);
+    uint8_t *trusted = ops + sz[1] + sz[2];
+    memcpy(tensors, model + h->tensors_offset, (size_t)h->n_tensors * MPYML_TENSOR_SIZE);
+    memcpy(ops, model + h->ops_offset, h->ops_size);
+    memcpy(io, model + h->io_offset, 2u * ((uint32_t)h->n_inputs + h->n_outputs));
     const uint8_t *data = model + h->data_offset;
-    for (uint32_t i = 0; i < h->n_tensors; i++) {
-        if (!check_tensor(&tensors[i], h->arena_size, h->data_size, (uintptr_t)data)) FAIL(MPYML_E_TENSOR, (int32_t)i, 0);
-    }
-    tables_t tb = {tensors, h->n_tensors};
+    memcpy(trusted, data, h->trusted_size);
 
-    /* inputs and outputs: arena int8 tensors */
-    const uint16_t *io = (const uint16_t *)(const void *)(model + h->io_offset);
+    for (uint32_t i = 0; i < h->n_tensors; i++) {
+        if (!check_tensor(&tensors[i], h->arena_size, h->data_size, (uintptr_t)data, h->trusted_size)) {
+            FAIL(MPYML_E_TENSOR, (int32_t)i, 0);
+        }
+    }
+    tables_t tb = {tensors, h->n_tensors, data, trusted, h->trusted_size};
+
+    /* inputs and outputs: arena tensors */
     for (uint32_t i = 0; i < (uint32_t)h->n_inputs + h->n_outputs; i++) {
         if (!is_arena(operand(&tb, io[i]))) FAIL(MPYML_E_IO, (int32_t)i, io[i]);
     }
 
     /* ops */
-    const uint8_t *op = model + h->ops_offset;
+    const uint8_t *op = ops;
     uint32_t remaining = h->ops_size;
     for (uint32_t i = 0; i < h->n_ops; i++) {
         if (remaining < MPYML_OP_HDR_SIZE) FAIL(MPYML_E_OP, (int32_t)i, 0);
@@ -369,7 +427,7 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
         }
         const int32_t *prm = (const int32_t *)(const void *)(op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded);
         if (d.core) {
-            int bad = check_op(oh->opcode, idx, oh->n_in, prm, &tb, data);
+            int bad = check_op(oh->opcode, idx, oh->n_in, prm, &tb);
             if (bad) FAIL(MPYML_E_OP, (int32_t)i, bad);
             /* Kernels are not in-place: the output may not share bytes with an input, except that a
              * RESHAPE may alias its input exactly (the planner's zero-copy reshape). */
@@ -381,7 +439,7 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
                 if (overlaps(ik, o0)) FAIL(MPYML_E_OP, (int32_t)i, 20 + (int32_t)k);
             }
         } else {
-            int bad = check_generic(&d, oh, idx, prm, &tb, data);
+            int bad = check_generic(&d, oh, idx, prm, &tb);
             if (bad) FAIL(MPYML_E_OP, (int32_t)i, bad);
         }
         op += oh->size;
@@ -395,8 +453,12 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
     ctx->n_ops = h->n_ops;
     ctx->hdr = h;
     ctx->tensors = tensors;
-    ctx->ops = model + h->ops_offset;
+    ctx->ops = ops;
+    ctx->io = io;
+    ctx->trusted = trusted;
+    ctx->trusted_size = h->trusted_size;
     ctx->data = data;
+    ctx->ctx_size = (uint32_t)need;
     ctx->magic = MPYML_CTX_MAGIC;
     return MPYML_OK;
 }
@@ -406,7 +468,8 @@ int mpyml_prepare(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_
 static void *tensor_ptr(const mpyml_ctx_t *ctx, uint8_t *arena, uint16_t idx) {
     if (idx == MPYML_NO_TENSOR) return NULL;
     const mpyml_tensor_t *t = &ctx->tensors[idx];
-    const uint8_t *base = t->storage == MPYML_S_ARENA ? arena : ctx->data;
+    if (t->storage == MPYML_S_ARENA) return arena + t->offset;
+    const uint8_t *base = t->offset < ctx->trusted_size ? ctx->trusted : ctx->data;
     return (void *)(uintptr_t)(base + t->offset);
 }
 
@@ -484,6 +547,7 @@ int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8
                 uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
                 v.opcode = oh->opcode; v.n_in = oh->n_in; v.n_out = oh->n_out; v.n_params = oh->n_params;
                 v.params = (const int32_t *)prm; v.data = ctx->data;
+                v.trusted = ctx->trusted; v.trusted_size = ctx->trusted_size;
                 for (uint32_t k = 0; k < n_idx; k++) {
                     v.t[k] = idx[k] == MPYML_NO_TENSOR ? NULL : &ctx->tensors[idx[k]];
                     v.ptr[k] = tensor_ptr(ctx, arena, idx[k]);

@@ -33,7 +33,8 @@ typedef struct {
     uint32_t data_size;     /* bytes of the data section */
     uint32_t macs;          /* multiply-accumulates per invoke (informative, saturates) */
     uint32_t flags;         /* must be 0 */
-    uint32_t reserved;      /* must be 0 */
+    uint32_t trusted_size;  /* bytes at the start of the data section that the engine copies at load (requant
+                               params, tables: values it validated); multiple of 16, <= data_size */
 } mpyml_header_t;
 
 /* Tensor record (32 bytes). */

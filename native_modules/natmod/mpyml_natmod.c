@@ -5,24 +5,14 @@
  * Thin glue only: buffer-protocol arguments in, engine status out. The pure-Python layer
  * (device/mpyml/__init__.py) turns error tuples into ValueError messages. No writable globals, no BSS.
  *
- *   prepare(model, ctx) -> None | (status, index, detail, line)   validate model; ctx = bytearray(ctx_size())
+ *   prepare(model, ctx) -> None | (status, index, detail, line)   validate; ctx = bytearray(ctx_size(model))
  *   invoke(model, arena, ctx) -> None                            run one inference, allocates nothing
  *   reset(model, arena, ctx) -> None                             zero the model's STATE tensors
- *   ctx_size() -> int ; version() -> int ; crc32(buf[, crc]) -> int
+ *   ctx_size([model]) -> int: bytes of ctx (the engine's copy of the model's records) ; version() -> int ;
+ *   crc32(buf[, crc]) -> int
  */
 #include "binding.h"
 #include "../engine/mpyml_engine.h"
-
-#ifdef MICROPY_ENABLE_DYNRUNTIME
-/* The entry point comes first in .text: on armv6m mpy_ld reaches it with a 2 KB thumb branch. */
-static void mpyml_store_globals(void);
-
-mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
-    MP_DYNRUNTIME_INIT_ENTRY
-    mpyml_store_globals();
-    MP_DYNRUNTIME_INIT_EXIT
-}
-#endif
 
 #include "glue_pre.c" /* preprocessing bindings: same translation unit, MPYML_PRE_FUNCS */
 
@@ -45,14 +35,14 @@ static mp_obj_t fn_prepare(mp_obj_t model_in, mp_obj_t ctx_in) {
     mp_buffer_info_t model, ctx;
     mp_get_buffer_raise(model_in, &model, MP_BUFFER_READ);
     mp_get_buffer_raise(ctx_in, &ctx, MP_BUFFER_WRITE);
-    if (ctx.len < sizeof(mpyml_ctx_t)) {
-        mp_raise_ValueError(MP_ERROR_TEXT("ctx buffer too small: use bytearray(mpyml_engine.ctx_size())"));
+    if (ctx.len < mpyml_ctx_size((const uint8_t *)model.buf, model.len)) {
+        mp_raise_ValueError(MP_ERROR_TEXT("ctx buffer too small: use bytearray(mpyml_engine.ctx_size(model))"));
     }
     if (((uintptr_t)ctx.buf & (sizeof(void *) - 1)) != 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("ctx buffer not aligned"));
     }
     mpyml_err_t err;
-    int st = mpyml_prepare((mpyml_ctx_t *)ctx.buf, (const uint8_t *)model.buf, model.len, &err);
+    int st = mpyml_prepare((mpyml_ctx_t *)ctx.buf, ctx.len, (const uint8_t *)model.buf, model.len, &err);
     if (st == MPYML_OK) {
         return mp_const_none;
     }
@@ -101,10 +91,15 @@ static mp_obj_t fn_reset(mp_obj_t model_in, mp_obj_t arena_in, mp_obj_t ctx_in) 
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(fn_reset_obj, fn_reset);
 
-static mp_obj_t fn_ctx_size(void) {
-    return mp_obj_new_int(sizeof(mpyml_ctx_t));
+static mp_obj_t fn_ctx_size(size_t n_args, const mp_obj_t *args) {
+    if (n_args == 0) {
+        return mp_obj_new_int(sizeof(mpyml_ctx_t));
+    }
+    mp_buffer_info_t model;
+    mp_get_buffer_raise(args[0], &model, MP_BUFFER_READ);
+    return mp_obj_new_int((mp_int_t)mpyml_ctx_size((const uint8_t *)model.buf, model.len));
 }
-static MP_DEFINE_CONST_FUN_OBJ_0(fn_ctx_size_obj, fn_ctx_size);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_ctx_size_obj, 0, 1, fn_ctx_size);
 
 static mp_obj_t fn_version(void) {
     return mp_obj_new_int(MPYML_ENGINE_VERSION);
@@ -132,7 +127,9 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_crc32_obj, 1, 2, fn_crc32);
 
 #define MPYML_STORE(qst, obj) mp_store_global(qst, MP_OBJ_FROM_PTR(&obj));
 
-static void mpyml_store_globals(void) {
+/* called by mpy_init (natmod_entry.c) */
+void mpyml_store_globals(void);
+void mpyml_store_globals(void) {
     MPYML_ENGINE_FUNCS(MPYML_STORE)
     MPYML_PRE_FUNCS(MPYML_STORE)
 }

@@ -57,6 +57,9 @@
 #ifdef FUZZ_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+
+/* the engine context and its copy of the model records (sequential cases share it) */
+static uint64_t g_ctxbuf[(8u << 20) / 8];
 #define POISON(p, n) __asan_poison_memory_region((p), (n))
 #define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
 #else
@@ -185,7 +188,7 @@ static uint64_t work_estimate(const mpyml_ctx_t *ctx) {
         uint32_t n_idx_padded = ((uint32_t)oh->n_in + oh->n_out + 1u) & ~1u;
         const int32_t *prm = (const int32_t *)(const void *)(op + MPYML_OP_HDR_SIZE + 2u * n_idx_padded);
         const mpyml_tensor_t *out = &ctx->tensors[idx[oh->n_in]];
-        const mpyml_tensor_t *in = &ctx->tensors[idx[0]];
+        const mpyml_tensor_t *in = &ctx->tensors[idx[0] == MPYML_NO_TENSOR ? idx[oh->n_in] : idx[0]];
         /* windows are clipped to the input: at most min(window, input) taps per dimension */
         uint64_t in_h = in->ndim == 4 ? in->dims[1] : 1, in_w = in->ndim == 4 ? in->dims[2] : 1;
         uint64_t per = 4;
@@ -201,6 +204,11 @@ static uint64_t work_estimate(const mpyml_ctx_t *ctx) {
             per += fw * fh;
         } else if (oh->opcode == MPYML_OP_SOFTMAX) {
             per += 8;
+        } else if (oh->opcode > MPYML_OP_SOFTMAX) {
+            /* op families: bounded by the elements of their inputs per output element (generous) */
+            for (uint32_t k = 0; k < oh->n_in; k++) {
+                if (idx[k] != MPYML_NO_TENSOR) per += elems(&ctx->tensors[idx[k]]);
+            }
         }
         w += per * elems(out);
         if (w > ((uint64_t)1 << 62)) break;
@@ -250,12 +258,12 @@ static void check_err(stats_t *st, const uint8_t *m, size_t len, int rc, const m
 
 /* Prepare (and invoke when accepted) the len bytes at m. m must stay valid and unchanged. */
 static void run_case(stats_t *st, const uint8_t *m, size_t len) {
-    mpyml_ctx_t ctx;
+    mpyml_ctx_t *ctxp_ = (mpyml_ctx_t *)(void *)g_ctxbuf;
     mpyml_err_t err;
     g_cur = m;
     g_cur_len = len;
     st->cases++;
-    int rc = mpyml_prepare(&ctx, m, len, &err);
+    int rc = mpyml_prepare(ctxp_, sizeof(g_ctxbuf), m, len, &err);
     st->status[rc >= 0 && rc < MPYML_E__COUNT ? rc : MPYML_E__COUNT]++;
     if (g_verbose) {
         fprintf(stderr, "  %s #%lu %s -> %s index %d detail %d line %d\n", g_cur_phase, g_cur_case, g_cur_desc,
@@ -267,35 +275,35 @@ static void run_case(stats_t *st, const uint8_t *m, size_t len) {
     }
     st->accepted++;
     const mpyml_header_t *h = (const mpyml_header_t *)(const void *)m;
-    if (ctx.magic != MPYML_CTX_MAGIC || ctx.model != m || ctx.model_len != len || ctx.arena_size != h->arena_size
-        || ctx.n_ops != h->n_ops) {
+    if (ctxp_->magic != MPYML_CTX_MAGIC || ctxp_->model != m || ctxp_->model_len != len || ctxp_->arena_size != h->arena_size
+        || ctxp_->n_ops != h->n_ops) {
         violation(st, "accepted but ctx inconsistent", &err);
         return;
     }
-    if (ctx.arena_size > g_max_arena) {
+    if (ctxp_->arena_size > g_max_arena) {
         st->skip_arena++;
         return;
     }
-    if (work_estimate(&ctx) > g_max_work) {
+    if (work_estimate(ctxp_) > g_max_work) {
         st->skip_work++;
         return;
     }
     uint8_t *snap = (uint8_t *)malloc(len);
-    uint8_t *arena = (uint8_t *)malloc(ctx.arena_size ? ctx.arena_size : 1);
+    uint8_t *arena = (uint8_t *)malloc(ctxp_->arena_size ? ctxp_->arena_size : 1);
     if (!snap || !arena) {
         fprintf(stderr, "fuzz_loader: out of memory\n");
         exit(2);
     }
     memcpy(snap, m, len);
-    for (uint32_t i = 0; i < ctx.arena_size; i++) arena[i] = (uint8_t)rnd64();
+    for (uint32_t i = 0; i < ctxp_->arena_size; i++) arena[i] = (uint8_t)rnd64();
     /* contract checks that run nothing: arena one byte short, model length changed */
-    if (ctx.arena_size > 0 && mpyml_invoke(&ctx, m, len, arena, ctx.arena_size - 1) != MPYML_E_ARENA) {
+    if (ctxp_->arena_size > 0 && mpyml_invoke(ctxp_, m, len, arena, ctxp_->arena_size - 1) != MPYML_E_ARENA) {
         violation(st, "invoke accepted a short arena", NULL);
     }
-    if (mpyml_invoke(&ctx, m, len - 1, arena, ctx.arena_size) != MPYML_E_CTX) {
+    if (mpyml_invoke(ctxp_, m, len - 1, arena, ctxp_->arena_size) != MPYML_E_CTX) {
         violation(st, "invoke accepted a different model length", NULL);
     }
-    int ri = mpyml_invoke(&ctx, m, len, arena, ctx.arena_size);
+    int ri = mpyml_invoke(ctxp_, m, len, arena, ctxp_->arena_size);
     st->invoked++;
     if (ri != MPYML_OK) violation(st, "invoke of an accepted model failed", NULL);
     if (memcmp(snap, m, len) != 0) violation(st, "invoke wrote into the model buffer", NULL);
@@ -651,20 +659,20 @@ static void phase_align(seed_t *s) {
         memcpy(b + k, s->orig, s->len);
         g_cur_case = (unsigned long)k;
         snprintf(g_cur_desc, sizeof(g_cur_desc), "buffer at address %% 4 == %lu", (unsigned long)k);
-        mpyml_ctx_t ctx;
+        mpyml_ctx_t *ctxp_ = (mpyml_ctx_t *)(void *)g_ctxbuf;
         mpyml_err_t err;
         st.cases++;
-        int rc = mpyml_prepare(&ctx, b + k, s->len, &err);
+        int rc = mpyml_prepare(ctxp_, sizeof(g_ctxbuf), b + k, s->len, &err);
         st.status[rc]++;
         if (rc != MPYML_E_ALIGN) violation(&st, "misaligned model not rejected with ALIGN", &err);
         free(b);
     }
     /* a misaligned arena is refused by invoke */
-    mpyml_ctx_t ctx;
+    mpyml_ctx_t *ctxp_ = (mpyml_ctx_t *)(void *)g_ctxbuf;
     mpyml_err_t err;
     uint8_t *arena = (uint8_t *)malloc(s->arena_size + 4);
-    if (mpyml_prepare(&ctx, s->w, s->len, &err) != MPYML_OK
-        || mpyml_invoke(&ctx, s->w, s->len, arena + 1, s->arena_size) != MPYML_E_ALIGN) {
+    if (mpyml_prepare(ctxp_, sizeof(g_ctxbuf), s->w, s->len, &err) != MPYML_OK
+        || mpyml_invoke(ctxp_, s->w, s->len, arena + 1, s->arena_size) != MPYML_E_ALIGN) {
         violation(&st, "misaligned arena not rejected with ALIGN", &err);
     }
     free(arena);
@@ -694,14 +702,14 @@ static int load_seed(seed_t *s, const char *path) {
     s->len = (size_t)n;
     s->w = (uint8_t *)malloc(s->len);
     memcpy(s->w, orig, s->len);
-    mpyml_ctx_t ctx;
+    mpyml_ctx_t *ctxp_ = (mpyml_ctx_t *)(void *)g_ctxbuf;
     mpyml_err_t err;
-    if (mpyml_prepare(&ctx, s->w, s->len, &err) != MPYML_OK) {
+    if (mpyml_prepare(ctxp_, sizeof(g_ctxbuf), s->w, s->len, &err) != MPYML_OK) {
         fprintf(stderr, "fuzz_loader: seed %s does not load: %s (index %d detail %d line %d)\n", path,
             mpyml_status_str(err.status), err.index, err.detail, err.line);
         return 0;
     }
-    const mpyml_header_t *h = ctx.hdr;
+    const mpyml_header_t *h = ctxp_->hdr;
     s->n_tensors = h->n_tensors;
     s->n_ops = h->n_ops;
     s->n_io = (uint32_t)h->n_inputs + h->n_outputs;
@@ -720,7 +728,7 @@ static int load_seed(seed_t *s, const char *path) {
     }
     s->i32_tensors = (uint32_t *)malloc(sizeof(uint32_t) * s->n_tensors);
     for (uint32_t i = 0; i < s->n_tensors; i++) {
-        const mpyml_tensor_t *t = &ctx.tensors[i];
+        const mpyml_tensor_t *t = &ctxp_->tensors[i];
         if (t->type == MPYML_T_INT32 && t->storage == MPYML_S_CONST) s->i32_tensors[s->n_i32++] = i;
     }
     return 1;
@@ -754,9 +762,9 @@ static int replay(int n, char **files) {
         g_cur_case = (unsigned long)i;
         snprintf(g_cur_desc, sizeof(g_cur_desc), "replay of %s", files[i]);
         unsigned long invoked = st.invoked;
-        mpyml_ctx_t ctx;
+        mpyml_ctx_t *ctxp_ = (mpyml_ctx_t *)(void *)g_ctxbuf;
         mpyml_err_t err;
-        int rc = mpyml_prepare(&ctx, b, got, &err);
+        int rc = mpyml_prepare(ctxp_, sizeof(g_ctxbuf), b, got, &err);
         run_case(&st, b, got);
         printf("replay %s: %s index=%d detail=%d line=%d invoked=%lu\n", files[i], status_name(rc), err.index,
             err.detail, err.line, st.invoked - invoked);

@@ -28,7 +28,7 @@ MAX_OPERANDS = 32             # inputs + outputs of one op record
 MAX_PARAMS = 64               # int32 params of one op record
 MAX_IO = 16                   # model inputs, model outputs
 
-HEADER_FMT = "<IHHIIIHHHHIIIIIIIII"
+HEADER_FMT = "<IHHIIIHHHHIIIIIIIII"     # ... macs, flags, trusted_size
 TENSOR_FMT = "<BBBB4HIIiII"
 OP_HDR_FMT = "<BBBBHH"
 
@@ -154,6 +154,8 @@ class Operand:
     storage: str = "any"            # "arena", "const" or "any"
     optional: bool = False
     doc: str = ""
+    trusted: bool = False           # const whose values the kernel relies on: must lie in the trusted region
+                                    # (copied by the engine at load), see docs/FORMAT.md
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ _CONV_PARAMS = (
 )
 _CONV_IN = (
     Operand("input", _I8, "any"), Operand("filter", _I8, "const"), Operand("bias", _I32, "const", optional=True),
-    Operand("mult", _I32, "const", doc="per-channel multiplier 0..2^31-1"),
-    Operand("shift", _I32, "const", doc="per-channel shift -31..30 (>0 = left)"),
+    Operand("mult", _I32, "const", doc="per-channel multiplier 0..2^31-1", trusted=True),
+    Operand("shift", _I32, "const", doc="per-channel shift -31..30 (>0 = left)", trusted=True),
 )
 _OUT = (Operand("output", _I8, "arena"),)
 _POOL_PARAMS = (
@@ -36,7 +36,7 @@ OPS = [
        params_struct="mpyml_conv_params_t", doc="filter [1,KH,KW,O], O = C * depth_multiplier; KH*KW <= 65536"),
     Op("FULLY_CONNECTED", 3,
        (Operand("input", _I8, "any"), Operand("filter", _I8, "const"), Operand("bias", _I32, "const", optional=True),
-        Operand("mult", _I32, "const", doc="[1] or [O]"), Operand("shift", _I32, "const")),
+        Operand("mult", _I32, "const", doc="[1] or [O]", trusted=True), Operand("shift", _I32, "const", trusted=True)),
        _OUT,
        (Param("input_offset", -127, 128), Param("output_offset", -128, 127),
         Param("act_min", -128, 127), Param("act_max", -128, 127)),

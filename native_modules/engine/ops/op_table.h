@@ -19,6 +19,7 @@ typedef struct {
     uint8_t typemask;               /* bit (1 << MPYML_T_*) per accepted type */
     uint8_t storage;                /* 0 arena, 1 const, 2 either */
     uint8_t optional;               /* may be MPYML_NO_TENSOR */
+    uint8_t trusted;                /* a const operand: must lie inside the trusted (copied) region */
 } mpyml_operand_rule_t;
 
 /* 1 and fills d if opcode is in the spec, else 0 */

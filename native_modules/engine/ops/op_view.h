@@ -10,6 +10,9 @@
  * elements * element size, inside the arena / data section, aligned), and that no output shares arena
  * bytes with an input or another output. _check does what is op-specific: shapes, cross-param rules,
  * values inside constant operands (read through mpyml_view_const). Kernels never allocate, never fail.
+ * A const operand whose VALUES the kernel relies on (index tables, shifts) must be marked trusted=True
+ * in the spec: the loader then requires it inside the header's trusted region, which it copies at load,
+ * so a caller writing into the model buffer after load cannot change it.
  */
 #ifndef MPYML_OP_VIEW_H
 #define MPYML_OP_VIEW_H
@@ -24,6 +27,8 @@ typedef struct {
     void *ptr[MPYML_MAX_OPERANDS];                  /* eval only: bytes of each operand (arena or data) */
     const int32_t *params;                          /* n_params int32 */
     const uint8_t *data;                            /* the data section (const tensors) */
+    const uint8_t *trusted;                         /* the engine's copy of data[0 .. trusted_size) */
+    uint32_t trusted_size;
 } mpyml_op_view_t;
 
 /* operand accessors */
@@ -34,7 +39,8 @@ static inline void *mpyml_view_out_ptr(const mpyml_op_view_t *v, int k) { return
 
 /* bytes of a const tensor during _check (NULL for an arena tensor: its contents are unknown at load) */
 static inline const void *mpyml_view_const(const mpyml_op_view_t *v, const mpyml_tensor_t *t) {
-    return (t && t->storage == MPYML_S_CONST) ? (const void *)(v->data + t->offset) : NULL;
+    if (!t || t->storage != MPYML_S_CONST) return NULL;
+    return t->offset < v->trusted_size ? (const void *)(v->trusted + t->offset) : (const void *)(v->data + t->offset);
 }
 
 static inline uint32_t mpyml_elems(const mpyml_tensor_t *t) {
