@@ -22,7 +22,8 @@ ARG_SHAPE = Check("ARG_SHAPE", 52, "arg max: the output must have the input's el
 TC_RANK = Check("TCONV_RANK", 53, "transpose conv: input, output and filter [O,KH,KW,I] must be 4-D")
 TC_SHAPE = Check("TCONV_SHAPE", 54, "transpose conv: batch sizes differ, or filter [O,KH,KW,I] does not match input "
                  "channels I and output channels O")
-TC_BIAS = Check("TCONV_BIAS", 55, "transpose conv: bias must be a constant int32 tensor with one value per output channel")
+TC_BIAS = Check("TCONV_BIAS", 55, "transpose conv: bias must be a constant int32 tensor with one value per "
+                "output channel")
 TC_REQUANT = Check("TCONV_REQUANT", 56, "transpose conv: mult (0..2^31-1) and shift (-31..30) must be constant int32 "
                    "tensors with one value per output channel")
 TC_ACT = Check("TCONV_ACT", 57, "transpose conv: activation range needs act_min <= act_max")
@@ -32,13 +33,12 @@ _RED_CHECKS = (RED_SHAPE, RED_COUNT)
 
 OPS = [
     Op("MEAN", 41, (Operand("input", _I8, "any"),), (Operand("output", _I8, "arena"),),
-       (_MASK,
-        Param("mode", 0, 1, "0: input and output share scale and zero point: sum / count truncated (TFLM Mean); "
-              "1: requantize (TFLM QuantizedMeanOrSum, 1/count folded into mult/shift)"),
-        Param("input_zp", -128, 127), Param("output_zp", -128, 127),
-        Param("mult", 0, U31, "mode 1: multiplier with 1/count folded in"), Param("shift", -31, 30, ">0 = left")),
+       (_MASK, Param("input_zp", -128, 127), Param("output_zp", -128, 127),
+        Param("mult", 0, U31, "input_scale / output_scale with 1/count folded in"),
+        Param("shift", -31, 30, ">0 = left")),
        ("MEAN",), kernel="mpyml_mean", checks=_RED_CHECKS,
-       doc="int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc"),
+       doc="int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc (always requantizes, even when "
+           "input and output share their quantization)"),
     Op("SUM", 42, (Operand("input", _I8, "any"),), (Operand("output", _I8, "arena"),),
        (_MASK, Param("input_zp", -128, 127), Param("output_zp", -128, 127),
         Param("mult", 0, U31, "input_scale / output_scale"), Param("shift", -31, 30, ">0 = left")),
@@ -54,8 +54,8 @@ OPS = [
     Op("TRANSPOSE_CONV", 45,
        (Operand("input", _I8, "any"), Operand("filter", _I8, "const", doc="[O,KH,KW,I]"),
         Operand("bias", _I32, "const", optional=True),
-        Operand("mult", _I32, "const", doc="per-channel multiplier 0..2^31-1"),
-        Operand("shift", _I32, "const", doc="per-channel shift -31..30 (>0 = left)")),
+        Operand("mult", _I32, "const", doc="per-channel multiplier 0..2^31-1", trusted=True),
+        Operand("shift", _I32, "const", doc="per-channel shift -31..30 (>0 = left)", trusted=True)),
        (Operand("output", _I8, "arena"),),
        (Param("stride_w", 1, 1024), Param("stride_h", 1, 1024),
         Param("pad_w", 0, 1024, "left padding"), Param("pad_h", 0, 1024, "top padding"),
