@@ -54,10 +54,33 @@ def _load_buffer(src):
             try:
                 return memoryview(f)  # memory-mapped file (ROMFS): zero copy
             except TypeError:
+                pass
+            try:
                 return f.read()
+            except MemoryError:
+                try:
+                    import os
+                    n = os.stat(src)[6]
+                except Exception:
+                    n = -1
+                raise _oom("the model file %s (put it on a ROMFS partition to use it in place)" % src, n)
         finally:
             f.close()
+    if not isinstance(src, (bytes, bytearray, memoryview)):
+        raise TypeError("mpyml.load: expected a path (str), bytes, bytearray or memoryview, got %s"
+                        % type(src).__name__)
     return src
+
+
+def _writable(arena):
+    if not isinstance(arena, (bytearray, memoryview)):
+        raise TypeError("mpyml.load: arena must be a writable buffer (bytearray), got %s" % type(arena).__name__)
+    mv = memoryview(arena)
+    if len(mv):
+        try:
+            mv[0:1] = mv[0:1]
+        except TypeError:
+            raise TypeError("mpyml.load: arena must be writable (a memoryview of bytes is read-only)")
 
 
 def _oom(what, n):
@@ -183,7 +206,9 @@ class Model:
                 arena = bytearray(self.arena_size)
             except MemoryError:
                 raise _oom("arena", self.arena_size)
-        elif len(arena) < self.arena_size:
+        else:
+            _writable(arena)
+        if len(arena) < self.arena_size:
             raise ValueError("mpyml: arena has %d bytes, model needs %d" % (len(arena), self.arena_size))
         self.engine = eng.__name__ if hasattr(eng, "__name__") else "engine"
         self._eng_invoke = eng.invoke

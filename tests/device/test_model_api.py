@@ -26,6 +26,22 @@ mmv = mpyml.load(memoryview(data))
 check("load_sources", m.arena_size == mb.arena_size == mba.arena_size == mmv.arena_size)
 check("zero_copy_bytes", mb._buf is data, "bytes model must be used in place")
 
+
+def raises(fn, exc, words):
+    try:
+        fn()
+    except exc as e:
+        return all(w in str(e) for w in words)
+    return False
+
+
+check("load_none_typeerror", raises(lambda: mpyml.load(None), TypeError, ("path", "bytes", "NoneType")))
+check("load_int_typeerror", raises(lambda: mpyml.load(5), TypeError, ("bytearray", "int")))
+check("arena_bytes_refused", raises(lambda: mpyml.load(data, arena=bytes(m.arena_size)), TypeError, ("writable",)))
+check("arena_ro_view_refused", raises(lambda: mpyml.load(data, arena=memoryview(bytes(m.arena_size))), TypeError,
+                                      ("writable",)))
+check("ctx_bytes_reported", m.info()["ctx_bytes"] > 0 and m.ctx_bytes == m.info()["ctx_bytes"])
+
 # tensors
 i, o = m.input, m.output
 check("input_meta", i.dtype == "int8" and len(i.shape) >= 1 and i.scale > 0 and -128 <= i.zero_point <= 127)

@@ -13,15 +13,18 @@ from . import Check, Op, Operand, Param
 
 I32_MAX = 2147483647
 
-C_SVDF_SHAPE = Check("SVDF_SHAPE", 60, "SVDF: input [B, I], weights_feature [F, I], weights_time [F, M], bias [F/rank], "
-                     "output [B, F/rank], state [B, M*F], scratch [B*F] / [B*U] int32 must agree (F a multiple of rank, "
-                     "I <= 65536)")
+C_SVDF_SHAPE = Check("SVDF_SHAPE", 60, "SVDF: input [B, I], weights_feature [F, I], weights_time [F, M], "
+                     "bias [F/rank], output [B, F/rank], state [B, M*F], scratch [B*F] / [B*U] int32 must agree "
+                     "(F a multiple of rank, I <= 65536)")
 C_STATE = Check("STATE", 61, "a recurrent state operand must be an arena tensor with the STATE flag")
 C_LSTM_SHAPE = Check("LSTM_SHAPE", 62, "LSTM: input [B, T, I] (or [T, B, I] time-major), weights [S, I] / [S, S], "
                      "biases [S], output [B, T, S], hidden state [B*S] int8, cell state [B*S] int16, scratch [4*S] "
                      "int16 must agree (I, S <= 65536)")
 C_ZERO_POINT = Check("REC_ZERO_POINT", 63, "recurrent op: weights must have zero point 0 and the quantization "
                      "fields of the tensors must match the op's params")
+
+C_TANH = Check("LSTM_TANH", 64, "LSTM: tanh_mult * 32768 plus the rounding of tanh_rshift must fit in int32 "
+               "(multiplier 3 with a right shift, or 3 << left shift with none)")
 
 _SHIFT = (-31, 30)
 
@@ -84,7 +87,9 @@ LSTM = Op(
     ),
     outputs=(
         Operand("output", ("int8",), "arena", doc="[batch, time, S] ([time, batch, S] if time_major)"),
-        Operand("hidden_state", ("int8",), "arena", doc="STATE tensor, batch * S int8"),
+        Operand("hidden_state", ("int8",), "arena",
+                doc="STATE tensor, batch * S int8, stored as (uint8)(h - hidden_zero_point) so that the zeroed "
+                    "state is h = zero point, as TFLM resets int8 variable tensors"),
         Operand("cell_state", ("int16",), "arena", doc="STATE tensor, batch * S int16"),
         Operand("scratch", ("int16",), "arena", doc="4 * S int16 gate buffers"),
     ),
@@ -111,9 +116,8 @@ LSTM = Op(
         Param("cell_clip", 0, 32767, "quantized cell clip, 0 = none"),
         Param("tanh_mult", 1, 49152, "tanh(cell state) input multiplier (3 << left shift, or 3)"),
         Param("tanh_rshift", 0, 31, "tanh(cell state) input right shift"),
-        Param("cell_gate_act", 0, 1, "cell gate nonlinearity: 0 tanh, 1 sigmoid"),
     ),
-    checks=(C_LSTM_SHAPE, C_STATE, C_ZERO_POINT),
+    checks=(C_LSTM_SHAPE, C_STATE, C_ZERO_POINT, C_TANH),
 )
 
 OPS: list[Op] = [SVDF, LSTM]
