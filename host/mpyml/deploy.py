@@ -233,6 +233,22 @@ def compile_package(info: BoardInfo | None, arch: str, source: bool, workdir: Pa
     return items, notes
 
 
+def _validate_model(path: Path, data: bytes) -> None:
+    """Refuse a model the board's loader would refuse: run the engine's own validation (host library).
+    Without the host library (a pip install without a compiler) the CRC is still checked."""
+    from . import hostlib
+    from .mpk import MpkFile
+    try:
+        st, idx, detail, _ = hostlib.prepare_status(data)
+    except (OSError, FileNotFoundError):
+        if not MpkFile(data).crc_ok():
+            raise DeployError(f"{path}: CRC mismatch: the file is corrupted; repack it with `mpyml pack`") from None
+        return
+    if st != hostlib.OK:
+        raise DeployError(f"{path}: the board's loader would refuse it: {hostlib.describe_error(st, idx, detail, data)}; "
+                          "repack it with `mpyml pack`")
+
+
 def model_items(models: list[Path], dest_dir: str) -> list[Item]:
     items = []
     for m in models:
@@ -249,6 +265,7 @@ def model_items(models: list[Path], dest_dir: str) -> list[Item]:
             if data[:4] != b"MPYM":
                 raise DeployError(f"{m}: not an mpyml model (.mpk) nor a .tflite")
             what = "model"
+        _validate_model(m, data)
         items.append(Item(f"{dest_dir.strip('/')}/{name}" if dest_dir.strip("/") else name, data, what))
     return items
 
@@ -354,7 +371,7 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
     try:
         info = None
         if port is not None:
-            board = Board(port, baudrate=args.baud)
+            board = Board(port, baudrate=args.baud, soft_reset=not getattr(args, "no_reset", False))
             info = board.info
             say(f"board {port}")
             for k, v in info.describe():
@@ -511,6 +528,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=MPY_ARCHS[1:], metavar="ARCH",
                    help="target architecture instead of the board's (with --dry-run: plan without a board)")
     p.add_argument("--dry-run", "-n", action="store_true", help="print the plan; change nothing")
+    p.add_argument("--no-reset", action="store_true",
+                   help="do not soft-reset the board first (mpremote's `resume`): for boards that cannot or must not")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.add_argument("--progress-min", type=int, default=32 * 1024, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_deploy)

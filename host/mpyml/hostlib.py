@@ -113,6 +113,12 @@ def _aligned_copy(data: bytes | bytearray | memoryview, misalign: int = 0) -> np
     return buf
 
 
+def ctx_size(mpk: bytes | bytearray | memoryview) -> int:
+    """mpyml_ctx_size: bytes of engine context (with its copy of the validated records) the model needs."""
+    buf = _aligned_copy(mpk)
+    return int(load_library().lib.mpyml_ctx_size(buf.ctypes.data, buf.size))
+
+
 def prepare_status(mpk: bytes | bytearray | memoryview, misalign: int = 0) -> tuple[int, int, int, int]:
     """(status, index, detail, line) of mpyml_prepare on a private copy of mpk (status 0 = accepted).
 
@@ -123,6 +129,29 @@ def prepare_status(mpk: bytes | bytearray | memoryview, misalign: int = 0) -> tu
     ctx, err = _aligned(int(lib.lib.mpyml_ctx_size(buf.ctypes.data, buf.size))), _Err()
     lib.prepare(ctx.ctypes.data, ctx.size, buf.ctypes.data, buf.size, ctypes.byref(err))
     return err.status, err.index, err.detail, err.line
+
+
+def describe_error(status: int, index: int, detail: int, mpk: bytes | None = None) -> str:
+    """The loader's error as a user reads it: status text, op/tensor index, the named check code
+    (with the op's param and operand names when the model bytes are given)."""
+    from . import spec
+    text = spec.STATUS[status][1] if 0 <= status < len(spec.STATUS) else f"status {status}"
+    if status == E_OP:
+        opcode = None
+        name = ""
+        if mpk is not None:
+            try:
+                from .mpk import MpkFile
+                opcode = MpkFile(mpk).ops[index].opcode
+                name = " " + spec.OP_NAMES.get(opcode, "?")
+            except (ValueError, IndexError, KeyError):
+                opcode = None
+        return f"op #{index}{name}: {text}: {spec.check_message(detail, opcode)} (check {detail})"
+    if status == E_OPCODE:
+        return f"op #{index} has op code {detail}, which this engine does not run"
+    if status == E_TENSOR:
+        return f"tensor #{index}: {text}"
+    return text
 
 
 class HostTensor:

@@ -10,18 +10,10 @@ import numpy as np
 from .mpk import MOp, MpkFile
 from .packer import pack_model, serialize
 
-PARAM_NAMES = {
-    "CONV_2D": ("stride_w", "stride_h", "dil_w", "dil_h", "pad_w", "pad_h", "input_offset", "output_offset",
-                "act_min", "act_max", "depth_multiplier"),
-    "FULLY_CONNECTED": ("input_offset", "output_offset", "act_min", "act_max"),
-    "AVERAGE_POOL_2D": ("stride_w", "stride_h", "filter_w", "filter_h", "pad_w", "pad_h", "act_min", "act_max"),
-    "ADD": ("input1_offset", "input2_offset", "output_offset", "left_shift", "input1_mult", "input1_shift",
-            "input2_mult", "input2_shift", "output_mult", "output_shift", "act_min", "act_max"),
-    "RESHAPE": (),
-    "SOFTMAX": ("input_multiplier", "input_left_shift", "diff_min"),
-}
-PARAM_NAMES["DEPTHWISE_CONV_2D"] = PARAM_NAMES["CONV_2D"]
-PARAM_NAMES["MAX_POOL_2D"] = PARAM_NAMES["AVERAGE_POOL_2D"]
+from . import spec
+
+# every op's param names, from the spec
+PARAM_NAMES = {op.name: tuple(p.name for p in op.params) for op in spec.OPS}
 SHOWN = ("stride_w", "stride_h", "dil_w", "dil_h", "pad_w", "pad_h", "filter_w", "filter_h", "act_min", "act_max",
          "depth_multiplier")
 
@@ -50,6 +42,7 @@ def inspect_model(data: bytes) -> dict:
         data = serialize(pm)
     f = MpkFile(data)
     h = f.header
+    integrity = _integrity(data, f)
     layers = []
     live_peak = 0
     for op in f.ops:
@@ -79,10 +72,12 @@ def inspect_model(data: bytes) -> dict:
         "macs": sum(layer["macs"] for layer in layers),
         "ops": len(layers),
         "tensors": h["n_tensors"],
-        "inputs": [{"shape": list(t.shape), "scale": t.scale, "zero_point": t.zero_point}
+        "trusted_bytes": h["trusted_size"],
+        "inputs": [{"shape": list(t.shape), "dtype": t.dtype, "scale": t.scale, "zero_point": t.zero_point}
                    for t in f.input_tensors()],
-        "outputs": [{"shape": list(t.shape), "scale": t.scale, "zero_point": t.zero_point}
+        "outputs": [{"shape": list(t.shape), "dtype": t.dtype, "scale": t.scale, "zero_point": t.zero_point}
                     for t in f.output_tensors()],
+        **integrity,
         "layers": layers,
     }
     if tflite_bytes is not None:
@@ -90,6 +85,21 @@ def inspect_model(data: bytes) -> dict:
     if notes is not None:
         res["cleanup"] = notes          # graph.cleanup(): what was folded / fused before lowering
     return res
+
+
+def _integrity(data: bytes, f: MpkFile) -> dict:
+    """CRC and the engine's own validation (host library, when built): what the board would say."""
+    out: dict = {"crc_ok": f.crc_ok()}
+    try:
+        from . import hostlib
+        st, idx, detail, _ = hostlib.prepare_status(data)
+        out["loader_ok"] = st == hostlib.OK
+        if st != hostlib.OK:
+            out["loader_error"] = hostlib.describe_error(st, idx, detail, data)
+        out["ctx_bytes"] = hostlib.ctx_size(data)
+    except OSError:
+        out["loader_ok"] = None         # host library not built: only the CRC was checked
+    return out
 
 
 def _fmt_shape(s: list[int]) -> str:
@@ -110,10 +120,10 @@ def format_table(info: dict) -> str:
                                                                                                          strict=True)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    ins = ", ".join(f"int8 {_fmt_shape(t['shape'])} (scale {t['scale']:.6g}, zp {t['zero_point']})"
-                    for t in info["inputs"])
-    outs = ", ".join(f"int8 {_fmt_shape(t['shape'])} (scale {t['scale']:.6g}, zp {t['zero_point']})"
-                     for t in info["outputs"])
+    ins = ", ".join(f"{t.get('dtype', 'int8')} {_fmt_shape(t['shape'])} (scale {t['scale']:.6g}, "
+                    f"zp {t['zero_point']})" for t in info["inputs"])
+    outs = ", ".join(f"{t.get('dtype', 'int8')} {_fmt_shape(t['shape'])} (scale {t['scale']:.6g}, "
+                     f"zp {t['zero_point']})" for t in info["outputs"])
     lines += [
         "",
         f"inputs:  {ins}",
@@ -123,9 +133,14 @@ def format_table(info: dict) -> str:
         f"(largest single-op working set {info['peak_op_activation_bytes']:,} B), "
         f"packed file {info['file_bytes']:,} B" + (f", .tflite {info['tflite_bytes']:,} B" if "tflite_bytes" in info
                                                   else ""),
-        f"peak RAM at run time: arena {info['arena_bytes']:,} B (+ the model file if it is loaded into RAM "
-        f"instead of memory-mapped)",
+        f"peak RAM at run time: arena {info['arena_bytes']:,} B + engine context "
+        f"{info.get('ctx_bytes', 0):,} B (its copy of the validated records and {info.get('trusted_bytes', 0):,} B "
+        f"of requantization params / tables) (+ the model file if it is loaded into RAM instead of memory-mapped)",
     ]
+    if not info.get("crc_ok", True):
+        lines += ["", "WARNING: CRC mismatch: the file is corrupted; the board will refuse it. Repack it."]
+    elif info.get("loader_ok") is False:
+        lines += ["", f"WARNING: the board's loader would refuse this file: {info.get('loader_error')}"]
     if info.get("cleanup"):
         lines += ["", "graph clean-up:"] + [f"  {n}" for n in info["cleanup"]]
     return "\n".join(lines)

@@ -271,6 +271,10 @@ class Board:
 
         self.port = port
         self.timeout = timeout
+        import os
+        if port.startswith("/dev/") and not os.path.exists(port):
+            raise RemoteError(f"{port} does not exist: is the board plugged in? (`mpremote devs` lists the ports; "
+                              "`mpyml board start` gives a virtual one)")
         try:
             self.t = SerialTransport(port, baudrate=baudrate, timeout=1)
         except TransportError as e:
@@ -279,6 +283,11 @@ class Board:
             self._enter_raw_repl(soft_reset)
             self.exec(HELPER)
             self.info = BoardInfo(**self.eval_print(PROBE))
+        except OSError as e:
+            self.close()
+            hint = (" (a board that cannot soft-reset, e.g. a plain unix port on a pty or one running a program: "
+                    "use --no-reset)" if soft_reset else "")
+            raise RemoteError(f"{port}: the board disconnected ({e.strerror or e}){hint}") from None
         except BaseException:
             self.close()
             raise
@@ -332,6 +341,9 @@ class Board:
             out, err = self.t.exec_raw(code, timeout=timeout or self.timeout)
         except TransportError as e:
             raise RemoteError(f"{self.port}: {e}") from None
+        except OSError as e:     # serial I/O error, e.g. EIO: the board was unplugged or reset
+            raise RemoteError(f"{self.port}: the board disconnected ({e.strerror or e}); reconnect it and "
+                              "run the command again (an interrupted deploy leaves the previous files intact)") from None
         if err:
             raise RemoteError(f"error on the board:\n{err.decode(errors='replace').strip()}")
         return out
