@@ -201,8 +201,9 @@ def gen_device() -> str:
     for code, c in spec.check_codes().items():
         L.append(f"    {code}: {c.message!r},")
     L.append("}")
-    L.append("# op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params, ((typemask, storage, optional, trusted),")
-    L.append("#   ...) operands (inputs then outputs; variadic ones repeat the last), n_spec_in, core, param names,")
+    L.append("# op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params,")
+    L.append("#   ((typemask, storage, optional, trusted), ...) operands (inputs then outputs; variadic ones repeat")
+    L.append("#   the last), n_spec_in, core, param names,")
     L.append("#   family index into FAMILIES: the viper kernels are in mpyml/viper_<family>.py)")
     L.append("FAMILIES = (" + ", ".join(repr(f) for f in spec.FAMILIES) + ")")
     L.append("OPS = {")
@@ -289,7 +290,8 @@ def gen_format_md(current: str) -> str:
     for name, body in blocks.items():
         pat = re.compile(rf"(<!-- BEGIN spec:{name} -->\n).*?(<!-- END spec:{name} -->)", re.S)
         if not pat.search(out):
-            raise SystemExit(f"docs/FORMAT.md lacks the <!-- BEGIN spec:{name} --> ... <!-- END spec:{name} --> markers")
+            raise SystemExit(f"docs/FORMAT.md lacks the <!-- BEGIN spec:{name} --> ... <!-- END spec:{name} --> "
+                             "markers")
         out = pat.sub(lambda m, b=body: m.group(1) + b + "\n" + m.group(2), out)
     return out
 

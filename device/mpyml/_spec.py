@@ -10,7 +10,7 @@ OPERAND_BASE = const(200)
 
 # type code -> (name, element bytes)
 TYPES = (None, ('int8', 1), ('int32', 4), ('float32', 4), ('uint8', 1), ('int16', 2), ('int64', 8))
-OP_NAMES = ('?', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED', 'AVERAGE_POOL_2D', 'MAX_POOL_2D', 'ADD', 'RESHAPE', 'SOFTMAX', 'LUT', 'DEQUANTIZE', 'QUANTIZE_F32', 'MUL', 'MAXIMUM', 'MINIMUM', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', 'PAD', 'CONCATENATION', 'STRIDED_COPY', 'RESIZE_NEAREST', 'RESIZE_BILINEAR', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', 'MEAN', 'SUM', 'REDUCE_MAX', 'ARG_MAX', 'TRANSPOSE_CONV', '?', '?', '?', 'SVDF', 'UNIDIRECTIONAL_SEQUENCE_LSTM')
+OP_NAMES = ('?', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED', 'AVERAGE_POOL_2D', 'MAX_POOL_2D', 'ADD', 'RESHAPE', 'SOFTMAX', 'LUT', 'DEQUANTIZE', 'QUANTIZE_F32', 'MUL', 'MAXIMUM', 'MINIMUM', 'SUB', 'SQUARED_DIFFERENCE', 'PRELU', '?', '?', '?', '?', '?', '?', '?', 'PAD', 'CONCATENATION', 'STRIDED_COPY', 'RESIZE_NEAREST', 'RESIZE_BILINEAR', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', 'MEAN', 'SUM', 'REDUCE_MAX', 'ARG_MAX', 'TRANSPOSE_CONV', '?', '?', '?', 'SVDF', 'UNIDIRECTIONAL_SEQUENCE_LSTM')
 STATUS = ('ok', 'file truncated', 'not an mpyml model (bad magic)', 'unsupported format version', 'file size field does not match the buffer', 'CRC mismatch (file corrupted)', 'invalid header field', 'buffer not 4-byte aligned', 'invalid tensor record', 'unsupported op code', 'invalid op record', 'invalid input/output table', 'arena too small', 'model not prepared')
 # check code -> message
 CHECKS = {
@@ -58,40 +58,45 @@ CHECKS = {
     61: 'a recurrent state operand must be an arena tensor with the STATE flag',
     62: 'LSTM: input [B, T, I] (or [T, B, I] time-major), weights [S, I] / [S, S], biases [S], output [B, T, S], hidden state [B*S] int8, cell state [B*S] int16, scratch [4*S] int16 must agree (I, S <= 65536)',
     63: "recurrent op: weights must have zero point 0 and the quantization fields of the tensors must match the op's params",
+    64: 'LSTM: tanh_mult * 32768 plus the rounding of tanh_rshift must fit in int32 (multiplier 3 with a right shift, or 3 << left shift with none)',
     70: 'wrong number of operands or params for this op code',
     71: 'operand index names no tensor',
     72: 'padding slot of the operand list must be 0xFFFF',
     73: 'an output shares arena bytes with an input (kernels are not in-place)',
 }
-# op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params, ((typemask, storage, optional),
-#   ...) operands (inputs then outputs; variadic ones repeat the last), n_spec_in, core, param names,
+# op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params,
+#   ((typemask, storage, optional, trusted), ...) operands (inputs then outputs; variadic ones repeat
+#   the last), n_spec_in, core, param names,
 #   family index into FAMILIES: the viper kernels are in mpyml/viper_<family>.py)
 FAMILIES = ('core', 'elementwise', 'shape', 'reduce', 'recurrent')
 OPS = {
-    1: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0), (2, 1, 0), (4, 1, 1), (4, 1, 0), (4, 1, 0), (2, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0),
-    2: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0), (2, 1, 0), (4, 1, 1), (4, 1, 0), (4, 1, 0), (2, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0),
-    3: (5, 5, 1, 1, ((-127, 128), (-128, 127), (-128, 127), (-128, 127), ), ((2, 2, 0), (2, 1, 0), (4, 1, 1), (4, 1, 0), (4, 1, 0), (2, 0, 0), ), 5, 1, ('input_offset', 'output_offset', 'act_min', 'act_max', ), 0),
-    4: (1, 1, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-128, 127), (-128, 127), ), ((2, 2, 0), (2, 0, 0), ), 1, 1, ('stride_w', 'stride_h', 'filter_w', 'filter_h', 'pad_w', 'pad_h', 'act_min', 'act_max', ), 0),
-    5: (1, 1, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-128, 127), (-128, 127), ), ((2, 2, 0), (2, 0, 0), ), 1, 1, ('stride_w', 'stride_h', 'filter_w', 'filter_h', 'pad_w', 'pad_h', 'act_min', 'act_max', ), 0),
-    6: (2, 2, 1, 1, ((-127, 128), (-127, 128), (-128, 127), (0, 20), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (-128, 127), (-128, 127), ), ((2, 2, 0), (2, 2, 0), (2, 0, 0), ), 2, 1, ('input1_offset', 'input2_offset', 'output_offset', 'left_shift', 'input1_mult', 'input1_shift', 'input2_mult', 'input2_shift', 'output_mult', 'output_shift', 'act_min', 'act_max', ), 0),
-    7: (1, 1, 1, 1, (), ((2, 2, 0), (2, 0, 0), ), 1, 1, (), 0),
-    8: (1, 1, 1, 1, ((0, 2147483647), (0, 31), (-2147483647, 0), ), ((2, 2, 0), (2, 0, 0), ), 1, 1, ('input_multiplier', 'input_left_shift', 'diff_min', ), 0),
-    9: (2, 2, 1, 1, (), ((18, 2, 0), (18, 1, 0), (18, 0, 0), ), 2, 0, (), 1),
-    10: (2, 2, 1, 1, (), ((18, 2, 0), (8, 1, 0), (8, 0, 0), ), 2, 0, (), 1),
-    11: (3, 3, 1, 1, (), ((8, 2, 0), (4, 1, 0), (18, 1, 0), (18, 0, 0), ), 3, 0, (), 1),
-    12: (2, 2, 1, 1, ((-127, 128), (-127, 128), (-128, 127), (0, 2147483647), (-31, 30), (-128, 127), (-128, 127), ), ((2, 2, 0), (2, 2, 0), (2, 0, 0), ), 2, 0, ('input1_offset', 'input2_offset', 'output_offset', 'output_mult', 'output_shift', 'act_min', 'act_max', ), 1),
-    13: (2, 2, 1, 1, (), ((2, 2, 0), (2, 2, 0), (2, 0, 0), ), 2, 0, (), 1),
-    14: (2, 2, 1, 1, (), ((2, 2, 0), (2, 2, 0), (2, 0, 0), ), 2, 0, (), 1),
-    25: (1, 1, 1, 1, ((-2147483648, 2147483647), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), ), ((62, 2, 0), (62, 0, 0), ), 1, 0, ('value', 'before0', 'before1', 'before2', 'before3', 'after0', 'after1', 'after2', 'after3', ), 2),
-    26: (1, 31, 1, 1, ((0, 3), ), ((126, 2, 0), (126, 0, 0), ), 1, 0, ('axis', ), 2),
-    27: (1, 1, 1, 1, ((0, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), ), ((126, 2, 0), (126, 0, 0), ), 1, 0, ('start', 'stride0', 'stride1', 'stride2', 'stride3', ), 2),
-    28: (3, 3, 1, 1, (), ((62, 2, 0), (4, 1, 0), (4, 1, 0), (62, 0, 0), ), 3, 0, (), 2),
-    29: (3, 3, 1, 1, (), ((2, 2, 0), (4, 1, 0), (4, 1, 0), (2, 0, 0), ), 3, 0, (), 2),
-    41: (1, 1, 1, 1, ((0, 15), (0, 1), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0), (2, 0, 0), ), 1, 0, ('axis_mask', 'mode', 'input_zp', 'output_zp', 'mult', 'shift', ), 3),
-    42: (1, 1, 1, 1, ((0, 15), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0), (2, 0, 0), ), 1, 0, ('axis_mask', 'input_zp', 'output_zp', 'mult', 'shift', ), 3),
-    43: (1, 1, 1, 1, ((0, 15), ), ((2, 2, 0), (2, 0, 0), ), 1, 0, ('axis_mask', ), 3),
-    44: (1, 1, 1, 1, ((0, 3), ), ((2, 2, 0), (68, 0, 0), ), 1, 0, ('axis', ), 3),
-    45: (5, 5, 1, 1, ((1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), ), ((2, 2, 0), (2, 1, 0), (4, 1, 1), (4, 1, 0), (4, 1, 0), (2, 0, 0), ), 5, 0, ('stride_w', 'stride_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', ), 3),
-    49: (4, 4, 4, 4, ((1, 1024), (-127, 128), (-32768, 32767), (-128, 127), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), ), ((2, 0, 0), (2, 1, 0), (32, 1, 0), (4, 1, 1), (2, 0, 0), (32, 0, 0), (4, 0, 0), (4, 0, 0), ), 4, 0, ('rank', 'input_offset', 'state_zero_point', 'output_offset', 'mult1', 'shift1', 'mult2', 'shift2', ), 4),
-    50: (13, 13, 4, 4, ((0, 1), (-127, 128), (-127, 128), (-128, 127), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 32767), (1, 49152), (0, 31), (0, 1), ), ((2, 0, 0), (2, 1, 0), (2, 1, 0), (2, 1, 0), (2, 1, 0), (2, 1, 0), (2, 1, 0), (2, 1, 0), (2, 1, 0), (4, 1, 0), (4, 1, 0), (4, 1, 0), (4, 1, 0), (2, 0, 0), (2, 0, 0), (32, 0, 0), (32, 0, 0), ), 13, 0, ('time_major', 'input_offset', 'hidden_offset', 'hidden_zero_point', 'i_in_mult', 'i_in_shift', 'i_rec_mult', 'i_rec_shift', 'f_in_mult', 'f_in_shift', 'f_rec_mult', 'f_rec_shift', 'c_in_mult', 'c_in_shift', 'c_rec_mult', 'c_rec_shift', 'o_in_mult', 'o_in_shift', 'o_rec_mult', 'o_rec_shift', 'forget_mul_mult', 'forget_mul_shift', 'input_mul_mult', 'input_mul_shift', 'output_mul_mult', 'output_mul_shift', 'cell_clip', 'tanh_mult', 'tanh_rshift', 'cell_gate_act', ), 4),
+    1: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0),
+    2: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0),
+    3: (5, 5, 1, 1, ((-127, 128), (-128, 127), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 1, ('input_offset', 'output_offset', 'act_min', 'act_max', ), 0),
+    4: (1, 1, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 1, ('stride_w', 'stride_h', 'filter_w', 'filter_h', 'pad_w', 'pad_h', 'act_min', 'act_max', ), 0),
+    5: (1, 1, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 1, ('stride_w', 'stride_h', 'filter_w', 'filter_h', 'pad_w', 'pad_h', 'act_min', 'act_max', ), 0),
+    6: (2, 2, 1, 1, ((-127, 128), (-127, 128), (-128, 127), (0, 20), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 2, 0, 0), (2, 0, 0, 0), ), 2, 1, ('input1_offset', 'input2_offset', 'output_offset', 'left_shift', 'input1_mult', 'input1_shift', 'input2_mult', 'input2_shift', 'output_mult', 'output_shift', 'act_min', 'act_max', ), 0),
+    7: (1, 1, 1, 1, (), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 1, (), 0),
+    8: (1, 1, 1, 1, ((0, 2147483647), (0, 31), (-2147483647, 0), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 1, ('input_multiplier', 'input_left_shift', 'diff_min', ), 0),
+    9: (2, 2, 1, 1, (), ((18, 2, 0, 0), (18, 1, 0, 0), (18, 0, 0, 0), ), 2, 0, (), 1),
+    10: (2, 2, 1, 1, (), ((18, 2, 0, 0), (8, 1, 0, 0), (8, 0, 0, 0), ), 2, 0, (), 1),
+    11: (3, 3, 1, 1, (), ((8, 2, 0, 0), (4, 1, 0, 0), (18, 1, 0, 0), (18, 0, 0, 0), ), 3, 0, (), 1),
+    12: (2, 2, 1, 1, ((-127, 128), (-127, 128), (-128, 127), (0, 2147483647), (-31, 30), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 2, 0, 0), (2, 0, 0, 0), ), 2, 0, ('input1_offset', 'input2_offset', 'output_offset', 'output_mult', 'output_shift', 'act_min', 'act_max', ), 1),
+    13: (2, 2, 1, 1, (), ((2, 2, 0, 0), (2, 2, 0, 0), (2, 0, 0, 0), ), 2, 0, (), 1),
+    14: (2, 2, 1, 1, (), ((2, 2, 0, 0), (2, 2, 0, 0), (2, 0, 0, 0), ), 2, 0, (), 1),
+    15: (2, 2, 1, 1, ((-127, 128), (-127, 128), (-128, 127), (0, 20), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 2, 0, 0), (2, 0, 0, 0), ), 2, 0, ('input1_offset', 'input2_offset', 'output_offset', 'left_shift', 'input1_mult', 'input1_shift', 'input2_mult', 'input2_shift', 'output_mult', 'output_shift', 'act_min', 'act_max', ), 1),
+    16: (2, 2, 1, 1, ((-127, 128), (-127, 128), (-128, 127), (0, 7), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (0, 2147483647), (-31, 0), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 2, 0, 0), (2, 0, 0, 0), ), 2, 0, ('input1_offset', 'input2_offset', 'output_offset', 'left_shift', 'input1_mult', 'input1_shift', 'input2_mult', 'input2_shift', 'output_mult', 'output_shift', 'act_min', 'act_max', ), 1),
+    17: (2, 2, 1, 1, ((-127, 128), (-127, 128), (-128, 127), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), ), ((2, 2, 0, 0), (2, 2, 0, 0), (2, 0, 0, 0), ), 2, 0, ('input_offset', 'alpha_offset', 'output_offset', 'output_mult_1', 'output_shift_1', 'output_mult_2', 'output_shift_2', ), 1),
+    25: (1, 1, 1, 1, ((-2147483648, 2147483647), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), (0, 65535), ), ((62, 2, 0, 0), (62, 0, 0, 0), ), 1, 0, ('value', 'before0', 'before1', 'before2', 'before3', 'after0', 'after1', 'after2', 'after3', ), 2),
+    26: (1, 31, 1, 1, ((0, 3), ), ((126, 2, 0, 0), (126, 0, 0, 0), ), 1, 0, ('axis4', ), 2),
+    27: (1, 1, 1, 1, ((0, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), ), ((126, 2, 0, 0), (126, 0, 0, 0), ), 1, 0, ('start', 'stride0', 'stride1', 'stride2', 'stride3', ), 2),
+    28: (3, 3, 1, 1, (), ((62, 2, 0, 0), (4, 1, 0, 1), (4, 1, 0, 1), (62, 0, 0, 0), ), 3, 0, (), 2),
+    29: (3, 3, 1, 1, (), ((2, 2, 0, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 3, 0, (), 2),
+    41: (1, 1, 1, 1, ((0, 15), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', 'input_zp', 'output_zp', 'mult', 'shift', ), 3),
+    42: (1, 1, 1, 1, ((0, 15), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', 'input_zp', 'output_zp', 'mult', 'shift', ), 3),
+    43: (1, 1, 1, 1, ((0, 15), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', ), 3),
+    44: (1, 1, 1, 1, ((0, 3), ), ((2, 2, 0, 0), (68, 0, 0, 0), ), 1, 0, ('axis', ), 3),
+    45: (5, 5, 1, 1, ((1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 0, ('stride_w', 'stride_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', ), 3),
+    49: (4, 4, 4, 4, ((1, 1024), (-127, 128), (-32768, 32767), (-128, 127), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), ), ((2, 0, 0, 0), (2, 1, 0, 0), (32, 1, 0, 0), (4, 1, 1, 0), (2, 0, 0, 0), (32, 0, 0, 0), (4, 0, 0, 0), (4, 0, 0, 0), ), 4, 0, ('rank', 'input_offset', 'state_zero_point', 'output_offset', 'mult1', 'shift1', 'mult2', 'shift2', ), 4),
+    50: (13, 13, 4, 4, ((0, 1), (-127, 128), (-127, 128), (-128, 127), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 32767), (1, 49152), (0, 31), ), ((2, 0, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (4, 1, 0, 0), (4, 1, 0, 0), (4, 1, 0, 0), (4, 1, 0, 0), (2, 0, 0, 0), (2, 0, 0, 0), (32, 0, 0, 0), (32, 0, 0, 0), ), 13, 0, ('time_major', 'input_offset', 'hidden_offset', 'hidden_zero_point', 'i_in_mult', 'i_in_shift', 'i_rec_mult', 'i_rec_shift', 'f_in_mult', 'f_in_shift', 'f_rec_mult', 'f_rec_shift', 'c_in_mult', 'c_in_shift', 'c_rec_mult', 'c_rec_shift', 'o_in_mult', 'o_in_shift', 'o_rec_mult', 'o_rec_shift', 'forget_mul_mult', 'forget_mul_shift', 'input_mul_mult', 'input_mul_shift', 'output_mul_mult', 'output_mul_shift', 'cell_clip', 'tanh_mult', 'tanh_rshift', ), 4),
 }

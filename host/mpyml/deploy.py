@@ -245,8 +245,9 @@ def _validate_model(path: Path, data: bytes) -> None:
             raise DeployError(f"{path}: CRC mismatch: the file is corrupted; repack it with `mpyml pack`") from None
         return
     if st != hostlib.OK:
-        raise DeployError(f"{path}: the board's loader would refuse it: {hostlib.describe_error(st, idx, detail, data)}; "
-                          "repack it with `mpyml pack`")
+        why = hostlib.describe_error(st, idx, detail, data)
+        why = hostlib.describe_error(st, idx, detail, data)
+        raise DeployError(f"{path}: the board's loader would refuse it: {why}; repack it with `mpyml pack`")
 
 
 def model_items(models: list[Path], dest_dir: str) -> list[Item]:

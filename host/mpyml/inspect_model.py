@@ -7,10 +7,9 @@ import json
 
 import numpy as np
 
+from . import spec
 from .mpk import MOp, MpkFile
 from .packer import pack_model, serialize
-
-from . import spec
 
 # every op's param names, from the spec
 PARAM_NAMES = {op.name: tuple(p.name for p in op.params) for op in spec.OPS}

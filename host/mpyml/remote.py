@@ -342,8 +342,8 @@ class Board:
         except TransportError as e:
             raise RemoteError(f"{self.port}: {e}") from None
         except OSError as e:     # serial I/O error, e.g. EIO: the board was unplugged or reset
-            raise RemoteError(f"{self.port}: the board disconnected ({e.strerror or e}); reconnect it and "
-                              "run the command again (an interrupted deploy leaves the previous files intact)") from None
+            raise RemoteError(f"{self.port}: the board disconnected ({e.strerror or e}); reconnect it and run the "
+                              "command again (an interrupted deploy leaves the previous files intact)") from None
         if err:
             raise RemoteError(f"error on the board:\n{err.decode(errors='replace').strip()}")
         return out
