@@ -8,3 +8,6 @@ Nothing here imports TensorFlow at module level: a warm cache never loads it.
 """
 
 IO_TYPES = ("int8", "uint8", "float32")
+ENGINES = ("c", "viper")        # both run every packed model, on the MicroPython unix port
+N_SAMPLES = 3                   # random inputs per model (test and report use the same ones)
+INPUT_SEED = 11

@@ -1,13 +1,14 @@
 """Builders of the corpus: common TinyML Keras architectures, small, with deterministic seeds.
 
 Every builder takes the Keras module to use (`keras` = Keras 3, or `tf_keras` = the legacy tf.keras 2,
-which converts some layers differently) and returns a compiled, untrained model. `build_trained` seeds
-everything, builds, trains one short epoch on synthetic data (so batch-norm statistics and activation
-ranges are realistic) and returns the model with its representative dataset.
+which converts some layers differently) and returns a compiled, untrained model. `build_model` seeds
+everything, builds, gives the weights a trained look (random biases / batch-norm parameters, batch-norm
+statistics measured on the synthetic data, so activation ranges are realistic) and returns the model with
+its representative dataset.
 
     ARCHITECTURES      name -> Arch (builder, framework, input shape, data kind)
     make_data          the synthetic input generator of a data kind (float32, the model's real range)
-    build_trained      (model, representative batch) for one Arch
+    build_model        (model, representative batch) for one Arch
     source_digest      hash of everything an Arch's model depends on (for the conversion cache)
 
 TensorFlow / Keras are imported inside the functions only: importing this module is cheap.
@@ -25,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-TRAIN_SAMPLES = 64
+CALIB_SAMPLES = 32
 REP_SAMPLES = 32
-BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -393,13 +393,17 @@ def merge_min_max_sub(K):
 
 
 def reshape_permute(K):
-    """Spectrogram (time, freq) -> Permute -> (freq, time): a real TRANSPOSE, then Reshape + dense."""
+    """Spectrogram (time, freq) -> Permute -> (freq, time): real TRANSPOSEs (4-D and 3-D) and Reshapes.
+    (No Dense on the 3-D tensor: with a free batch dim Keras 3 converts that to a dynamic SHAPE / GATHER /
+    REDUCE_PROD chain, and tflite-micro has no REDUCE_PROD kernel, so there would be no reference.)"""
     inp = K.Input((20, 12, 1))
     x = K.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
     x = K.layers.Permute((2, 1, 3))(x)
     x = K.layers.Conv2D(4, (3, 1), strides=(2, 1), padding="same", activation="relu")(x)
     x = K.layers.Reshape((6, 80))(x)
-    x = K.layers.Dense(8, activation="relu")(x)
+    x = K.layers.Permute((2, 1))(x)
+    x = K.layers.Reshape((80, 6, 1))(x)
+    x = K.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)
     x = K.layers.Flatten()(x)
     return _compile(K, inp, _classifier(K, x), "reshape_permute")
 
@@ -448,14 +452,14 @@ _ALL = [
     Arch("gap_cnn", gap_cnn, (32, 32, 3)),
     Arch("maxpool_cnn", maxpool_cnn, (32, 32, 1)),
     Arch("mobilenet_v2", mobilenet_v2, (96, 96, 3), notes="keras.applications, alpha 0.35"),
-    Arch("mobilenet_v3_small", mobilenet_v3_small, (96, 96, 3), notes="alpha 0.75, no preprocessing"),
-    Arch("mobilenet_v3_small_min", mobilenet_v3_small, (96, 96, 3), kwargs={"minimalistic": True},
-         notes="minimalistic=True, alpha 0.75, no preprocessing"),
-    Arch("mobilenet_v3_small_pre", mobilenet_v3_small, (96, 96, 3), data="image255",
+    # both include_preprocessing settings convert; the default (True) puts Rescaling(x/127.5 - 1) in the graph
+    # (a MUL + ADD by constants on the raw 0..255 input), False expects the caller to scale to -1..1
+    Arch("mobilenet_v3_small", mobilenet_v3_small, (96, 96, 3),
+         notes="alpha 0.75, include_preprocessing=False (hard-swish, squeeze-excite)"),
+    Arch("mobilenet_v3_small_min", mobilenet_v3_small, (96, 96, 3), data="image255",
          kwargs={"minimalistic": True, "include_preprocessing": True},
-         notes="minimalistic, include_preprocessing=True (Rescaling x/127.5-1 in the graph)"),
+         notes="minimalistic=True, alpha 0.75, include_preprocessing=True (Rescaling in the graph)"),
     Arch("ds_cnn_kws", ds_cnn_kws, (49, 10, 1), data="mfcc"),
-    Arch("ds_cnn_kws_tfk", ds_cnn_kws, (49, 10, 1), data="mfcc", framework="tf_keras"),
     Arch("conv1d_imu", conv1d_imu, (128, 6), data="imu"),
     Arch("conv1d_imu_tfk", conv1d_imu, (128, 6), data="imu", framework="tf_keras"),
     Arch("mean_over_time", mean_over_time, (50, 13), data="mfcc"),
@@ -507,33 +511,48 @@ def keras_module(framework: str):
     raise ValueError(f"framework {framework!r}")
 
 
-def _fit_targets(model, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Synthetic targets: the input for autoencoders, random one-hot for softmax, noise otherwise."""
-    out_shape = (x.shape[0], *tuple(model.output_shape[1:]))
-    if out_shape == x.shape:
-        return x
-    if model.loss == "categorical_crossentropy":
-        k = out_shape[-1]
-        return np.eye(k, dtype=np.float32)[rng.integers(0, k, out_shape[:-1])]
-    return rng.normal(0.0, 0.5, out_shape).astype(np.float32)
+def _realistic_weights(K, model, x: np.ndarray, rng: np.random.Generator) -> None:
+    """Make a freshly initialised model look trained where it matters for int8 kernels: non-zero biases,
+    batch-norm scale / offset away from 1 / 0, PReLU slopes, and batch-norm moving statistics set to the
+    real statistics of `x` (one forward pass in training mode with momentum 0). Costs a fraction of a
+    second where model.fit costs seconds (tracing) per model and after a few steps would leave the moving
+    statistics at their initial 0 / 1 anyway."""
+    bns = []
+    for layer in model.layers:
+        if isinstance(layer, K.layers.BatchNormalization):
+            n = layer.gamma.shape
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
+            layer.beta.assign(rng.normal(0.0, 0.2, n).astype(np.float32))
+            bns.append((layer, layer.momentum))
+            layer.momentum = 0.0
+        elif isinstance(layer, K.layers.PReLU):
+            layer.alpha.assign(rng.uniform(0.05, 0.4, layer.alpha.shape).astype(np.float32))
+        elif getattr(layer, "bias", None) is not None and hasattr(layer.bias, "assign"):
+            layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape).astype(np.float32))
+    if bns:
+        bs = model.inputs[0].shape[0]
+        if bs is None:
+            model(x, training=True)
+        else:                           # fixed batch: one pass per batch (momentum 0 keeps the last)
+            model(x[:bs], training=True)
+        for layer, momentum in bns:
+            layer.momentum = momentum
 
 
-def build_trained(arch: Arch) -> tuple[Any, np.ndarray]:
-    """The arch's model, seeded and trained 1 epoch on synthetic data, + its representative inputs."""
+def build_model(arch: Arch) -> tuple[Any, np.ndarray]:
+    """The arch's model with deterministic, realistic weights (seeded), + its representative inputs."""
     K = keras_module(arch.framework)
     K.backend.clear_session()           # fresh layer names / graph: the same model in any process order
     K.utils.set_random_seed(arch.seed)
     model = arch.build(K, **arch.kwargs)
     rng = np.random.default_rng(1000 + arch.seed)
-    x = make_data(arch.data, arch.shape, rng, TRAIN_SAMPLES)
-    y = _fit_targets(model, x, rng)
-    model.fit(x, y, epochs=1, batch_size=arch.batch_size or BATCH, verbose=0, shuffle=False)
+    _realistic_weights(K, model, make_data(arch.data, arch.shape, rng, CALIB_SAMPLES), rng)
     rep = make_data(arch.data, arch.shape, np.random.default_rng(2000 + arch.seed), REP_SAMPLES)
     return model, rep
 
 
 def sample_inputs(arch: Arch, n: int, seed: int = 7) -> np.ndarray:
-    """Float inputs for float-I/O tests: the arch's data distribution, a seed disjoint from training."""
+    """Float inputs for float-I/O tests: the arch's data distribution, a seed disjoint from calibration."""
     return make_data(arch.data, arch.shape, np.random.default_rng(seed), n)
 
 
@@ -558,7 +577,7 @@ def source_digest(arch: Arch) -> str:
     """sha256 over the source of the builder and every module function it (transitively) calls, the
     training / data code, and the Arch's fields: any edit that can change the model changes the key."""
     funcs = _module_functions()
-    todo = [arch.build, build_trained, make_data, _fit_targets, keras_module]
+    todo = [arch.build, build_model, make_data, _realistic_weights, keras_module]
     seen: dict[str, str] = {}
     while todo:
         f = todo.pop()
@@ -570,6 +589,6 @@ def source_digest(arch: Arch) -> str:
     for name in sorted(seen):
         h.update(name.encode() + b"\0" + seen[name].encode() + b"\0")
     fields = (arch.name, arch.shape, arch.data, arch.framework, arch.seed, arch.batch_size,
-              sorted(arch.kwargs.items()), TRAIN_SAMPLES, REP_SAMPLES, BATCH)
+              sorted(arch.kwargs.items()), CALIB_SAMPLES, REP_SAMPLES)
     h.update(repr(fields).encode())
     return h.hexdigest()

@@ -34,10 +34,11 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from . import IO_TYPES
-from .architectures import ARCHITECTURES, Arch, build_trained, source_digest
+from .architectures import ARCHITECTURES, Arch, build_model, source_digest
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("MPYML_CORPUS_DIR", REPO / "build" / "corpus"))
@@ -45,7 +46,7 @@ _VERSIONED = ("tensorflow", "keras", "tf-keras", "numpy")
 
 
 class ConversionError(RuntimeError):
-    """The TFLite converter (or building / training the Keras model) failed for this architecture."""
+    """The TFLite converter (or building the Keras model) failed for this architecture."""
 
 
 def _version(dist: str) -> str:
@@ -94,7 +95,9 @@ def convert_model(model, rep, io: str) -> bytes:
     if io != "float32":
         converter.inference_input_type = getattr(tf, io)
         converter.inference_output_type = getattr(tf, io)
-    return converter.convert()
+    with warnings.catch_warnings():     # "Statistics for quantized inputs were expected": harmless, every time
+        warnings.simplefilter("ignore", UserWarning)
+        return converter.convert()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -112,16 +115,15 @@ def _err(e: BaseException) -> str:
 
 
 def _build(arch: Arch, key: str) -> dict:
-    """Build + train the model once, convert it for every I/O type, write the cache files."""
+    """Build the model once, convert it for every I/O type, write the cache files."""
     meta: dict = {"name": arch.name, "key": key, "versions": versions(), "framework": arch.framework,
                   "notes": arch.notes, "build_s": None, "convert_s": {}, "errors": {}}
-    logs: list[str] = []
     from mpyml.tflm import capture_fd_output
 
     with capture_fd_output() as logs, contextlib.redirect_stdout(_io.StringIO()):
         t0 = time.perf_counter()
         try:
-            model, rep = build_trained(arch)
+            model, rep = build_model(arch)
         except Exception as e:
             model = rep = None
             meta["errors"] = {io: "build: " + _err(e) for io in IO_TYPES}
@@ -155,7 +157,10 @@ def _cached(name: str, key: str) -> dict | None:
 
 
 def ensure(name: str, force: bool = False) -> dict:
-    """The metadata record of `name`, building all three I/O variants when the cache is stale."""
+    """The metadata record of `name`, building all three I/O variants when the cache is stale.
+
+    While another process holds `name`'s lock (is building it), this one builds some other stale
+    architecture nobody holds instead of idling: pytest-xdist workers then share the conversions."""
     arch = ARCHITECTURES[name]
     key = cache_key(arch)
     if not force and (meta := _cached(name, key)) is not None:
@@ -163,13 +168,39 @@ def ensure(name: str, force: bool = False) -> dict:
         return meta
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)      # another worker may be building it: wait, then re-check
+        if not _try_lock(lock):
+            _help_others(name)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if not force and (meta := _cached(name, key)) is not None:
             meta["cached"] = True
             return meta
         meta = _build(arch, key)
         meta["cached"] = False
         return meta
+
+
+def _try_lock(f) -> bool:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _help_others(waiting_for: str) -> None:
+    """Build stale architectures (after `waiting_for` in registry order) while its builder holds it."""
+    names = list(ARCHITECTURES)
+    start = names.index(waiting_for)
+    for other in names[start + 1:] + names[:start]:
+        with open(CACHE_DIR / f".{waiting_for}.lock", "w") as probe:
+            if _try_lock(probe):        # it is done: stop helping
+                return
+        key = cache_key(ARCHITECTURES[other])
+        if _cached(other, key) is not None:
+            continue
+        with open(CACHE_DIR / f".{other}.lock", "w") as lock:
+            if _try_lock(lock) and _cached(other, key) is None:
+                _build(ARCHITECTURES[other], key)
 
 
 def tflite(name: str, io: str) -> bytes:

@@ -7,9 +7,9 @@ check the packed ones against tflite-micro, and say which TFLite ops / patterns 
 
 Per (architecture, io) row: the ops present, whether pack() succeeds and, when it does, whether the C
 engine on the MicroPython unix port matches tflite-micro byte for byte on one random input. For a model
-that does not pack, every op is also packed on its own (cut out with tflite_build.extract_op_model): the
-blockers are the ops that fail alone (with the normalized reason), or the whole-model error when every op
-packs alone (a graph-level pattern).
+that does not pack, the blockers are the TFLite ops still unsupported after the packer's graph clean-up
+(mpyml.graph.cleanup vs mpyml.packer.supported_tflite_ops), or, when every op is supported, the packer's
+error as a pattern (normalized, attributed to its op).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-from . import IO_TYPES
+from . import ENGINES, INPUT_SEED, IO_TYPES, N_SAMPLES
 from .architectures import ARCHITECTURES, sample_inputs
 from .convert import CACHE_DIR, REPO, ConversionError, ensure, tflite
 
@@ -33,8 +34,7 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from tflite_build import extract_op_model, op_names, run_tflm  # noqa: E402
-from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema  # noqa: E402
+from tflite_build import op_names, run_tflm  # noqa: E402
 
 _TYPE = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _NP = {"INT8": np.int8, "UINT8": np.uint8, "FLOAT32": np.float32, "INT16": np.int16, "INT32": np.int32}
@@ -80,35 +80,48 @@ def make_inputs(name: str, tfl: bytes, n: int, seed: int = 1) -> list[list[np.nd
 def _normalize(msg: str) -> str:
     """A pack error without per-model detail (op index, tensor indices / names, shapes, numbers)."""
     first = msg.strip().splitlines()[0] if msg.strip() else msg
-    s = re.sub(r"^op #\d+ ", "", first)
+    s = re.sub(r"^op #\d+ [A-Z0-9_]+:? ?", "", first)
     s = re.sub(r"tensor \d+ '[^']*'", "tensor", s)
     s = re.sub(r"\(supported: [^)]*\)\.?", "", s)
     s = re.sub(r"\([^()]*\d[^()]*\)", "(...)", s)
-    return s.strip()[:160]
+    s = re.sub(r"#\d+", "#N", s)
+    return s.strip()[:140]
 
 
-def blockers(tfl: bytes, whole_error: str) -> list[dict]:
-    """Why a model does not pack: every op kind that fails alone, or the whole-model error."""
-    from mpyml.packer import pack
+def _is_float(t) -> bool:
+    return t.dtype == "FLOAT32"
 
-    names = op_names(tfl)
-    found: dict[tuple[str, str], dict] = {}
-    for i, op in enumerate(names):
-        try:
-            one = extract_op_model(tfl, i)
-            pack(one)
-        except Exception as e:  # PackError, or anything the packer trips on
-            reason = _normalize(str(e)) if str(e) else type(e).__name__
-            if "is not supported by mpyml" in reason or "not supported" in reason and op in reason:
-                reason = "op not supported"
-            key = (op, reason)
-            if key not in found:
-                found[key] = {"op": op, "reason": reason, "count": 0, "first_index": i, "message": str(e)[:400]}
-            found[key]["count"] += 1
-    if not found:
-        return [{"op": "(graph)", "reason": _normalize(whole_error), "count": 1, "first_index": -1,
-                 "message": whole_error[:400]}]
-    return list(found.values())
+
+def blockers(tfl: bytes, error: str) -> list[dict]:
+    """What keeps a model from packing: the TFLite ops left unsupported after the packer's graph clean-up
+    (an op computing in float32 inside an int8 model is flagged as such), or, when every op is supported,
+    the packer's error as a pattern (normalized: no indices, names or shapes), attributed to its op."""
+    model = None
+    try:                                # the packer's own view: after clean-up, against its op list
+        from mpyml.graph import cleanup
+        from mpyml.packer import supported_tflite_ops
+        from mpyml.tflite_model import read_tflite
+
+        model, _ = cleanup(read_tflite(tfl))
+        supported = supported_tflite_ops()
+    except Exception:                   # API moved / model unreadable: fall back to the message
+        model = None
+    out: list[dict] = []
+    if model is not None:
+        has_int8 = any(t.dtype in ("INT8", "INT16") and not t.is_const for t in model.tensors)
+        by_op: dict[tuple[str, str], int] = Counter()
+        for op in model.operators:
+            if op.op in supported:
+                continue
+            ts = [model.tensors[i] for i in op.inputs + op.outputs if i >= 0 and not model.tensors[i].is_const]
+            float_inside = (op.op not in ("QUANTIZE", "DEQUANTIZE") and has_int8 and ts
+                            and all(_is_float(t) for t in ts))
+            by_op[(op.op, "float32 op inside an int8 model" if float_inside else "op not supported")] += 1
+        out = [{"op": o, "reason": r, "count": n} for (o, r), n in by_op.items()]
+    if not out:
+        m = re.search(r"op #\d+ ([A-Z][A-Z0-9_]+)", error)
+        out = [{"op": m.group(1) if m else "(graph)", "reason": _normalize(error), "count": 1}]
+    return out
 
 
 def blocker_label(b: dict) -> str:
@@ -140,27 +153,56 @@ def check(name: str, io: str, run: bool = True) -> dict:
         return row
     row.update(pack_ok=True, pack_s=round(time.perf_counter() - t0, 3), mpk_bytes=len(mpk), error="",
                blockers=[])
-    row["run"] = run_check(name, tfl, mpk) if run else "-"
+    if run:
+        row["run_engines"] = run_check(name, tfl, mpk)
+        bad = {e: v for e, v in row["run_engines"].items() if v != "exact"}
+        row["run"] = "exact" if not bad else "; ".join(f"{e}: {v}" for e, v in bad.items())
+    else:
+        row["run"] = "-"
     return row
 
 
-def run_check(name: str, tfl: bytes, mpk: bytes) -> str:
-    """'exact' when the C engine on the unix port gives tflite-micro's output bytes on one random input."""
+def run_check(name: str, tfl: bytes, mpk: bytes, engines: tuple[str, ...] = ENGINES) -> dict[str, str]:
+    """Per engine: 'exact' when the unix port gives tflite-micro's output bytes (dtype, shape, values) on
+    the test's inputs (make_inputs(..., N_SAMPLES, INPUT_SEED)), else what went wrong."""
     from mpyml.unix_port import run_batch
 
+    samples = make_inputs(name, tfl, N_SAMPLES, seed=INPUT_SEED)
     try:
-        sample = make_inputs(name, tfl, 1)[0]
-        ref = run_tflm(tfl, sample)
-        got = run_batch(mpk, [sample], engine="c").outputs
+        refs = [run_tflm(tfl, s) for s in samples]
     except Exception as e:
-        return f"error: {type(e).__name__}: {str(e).strip().splitlines()[0][:120] if str(e).strip() else ''}"
-    for g, r in zip(got, ref, strict=True):
-        if g.dtype != r.dtype or g.shape != r.shape:
-            return f"MISMATCH dtype/shape {g.dtype}{g.shape} vs {r.dtype}{r.shape}"
-        if g.tobytes() != r.tobytes():
-            diff = np.abs(g.astype(np.float64) - r.astype(np.float64))
-            return f"MISMATCH {int(np.count_nonzero(diff))}/{diff.size} differ, max {diff.max():g}"
-    return "exact"
+        return {eng: f"tflite-micro error: {_first_line(e)}" for eng in engines}
+    out: dict[str, str] = {}
+    for eng in engines:
+        try:
+            r = run_batch(mpk, samples, engine=eng)
+        except Exception as e:
+            out[eng] = f"error: {_first_line(e)}"
+            continue
+        out[eng] = "exact"
+        for k, (got, ref) in enumerate(zip(r.batch, refs, strict=True)):
+            for g, e in zip(got, ref, strict=True):
+                if g.dtype != e.dtype or g.shape != e.shape:
+                    out[eng] = f"MISMATCH sample {k}: {g.dtype}{g.shape}, tflite-micro {e.dtype}{e.shape}"
+                elif g.tobytes() != e.tobytes():
+                    d = np.abs(g.astype(np.float64) - e.astype(np.float64))
+                    out[eng] = f"MISMATCH sample {k}: {int(np.count_nonzero(d))}/{d.size} differ, max {d.max():g}"
+                else:
+                    continue
+                break
+            if out[eng] != "exact":
+                break
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    """The informative line of an exception (micropython failures: the last traceback line)."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0].startswith("micropython failed") and len(lines) > 1:
+        return f"micropython: {lines[-1]}"[:160]
+    return f"{type(e).__name__}: {lines[0]}"[:160]
 
 
 # ------------------------------------------------------------------ summary / printing
@@ -184,29 +226,34 @@ def summarize(rows: list[dict]) -> dict:
         "converted": sum(r["converted"] for r in rows),
         "packed": sum(r["pack_ok"] for r in rows),
         "exact": sum(r.get("run") == "exact" for r in rows),
+        "exact_by_engine": {e: sum(r.get("run_engines", {}).get(e) == "exact" for r in rows) for e in ENGINES},
         "packed_by_io": {io: sum(r["pack_ok"] for r in rows if r["io"] == io) for io in IO_TYPES},
         "blockers": {lab: {"pairs": len(v), "sole_blocker_of": only[lab], "models": v}
                      for lab, v in sorted(blocked.items(), key=lambda kv: (-len(kv[1]), kv[0]))},
         "ops_by_architecture_count": {op: len(v) for op, v in sorted(op_seen.items(), key=lambda kv: -len(kv[1]))},
+        "not_exact": {f"{r['name']}/{r['io']}": r["run"] for r in rows
+                      if r["pack_ok"] and r.get("run", "-") not in ("exact", "-")},
         "not_converted": [f"{r['name']}/{r['io']}: {r['error']}" for r in rows if not r["converted"]],
     }
 
 
 def print_table(rows: list[dict], summary: dict) -> None:
-    hdr = f"{'architecture':24s} {'io':7s} {'conv':>5s} {'ops':>3s} {'pack':4s} {'run':8s} blockers / error"
+    hdr = (f"{'architecture':24s} {'io':7s} {'conv':>5s} {'ops':>3s} {'pack':4s} {'/'.join(ENGINES):8s} "
+           "blockers / error")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         conv = f"{r['convert_s']:.1f}" if isinstance(r.get("convert_s"), float | int) else "-"
         pk = "ok" if r["pack_ok"] else ("FAIL" if r["converted"] else "CONV")
+        run = r.get("run", "-")
         if r["pack_ok"]:
-            why = ""
+            why = "" if run in ("exact", "-") else run
+            eng = r.get("run_engines", {})
+            run = "-" if not eng else "/".join("ok" if v == "exact" else "X" for v in eng.values())
         elif r["blockers"]:
             why = ", ".join(sorted({blocker_label(b) for b in r["blockers"]}))
         else:
             why = r["error"].splitlines()[0][:110]
-        run = r.get("run", "-")
-        run = run if len(run) <= 8 else run[:8]
         print(f"{r['name']:24s} {r['io']:7s} {conv:>5s} {r.get('n_ops', 0):3d} {pk:4s} {run:8s} {why}")
     print()
     print("ops present (per architecture, float32-I/O variant or the first that converted):")
@@ -220,11 +267,16 @@ def print_table(rows: list[dict], summary: dict) -> None:
     s = summary
     print(f"{s['architectures']} architectures, {s['pairs']} (architecture, io) pairs: {s['converted']} convert, "
           f"{s['packed']} pack ({', '.join(f'{io} {n}' for io, n in s['packed_by_io'].items())}), "
-          f"{s['exact']} run exact on the C engine")
+          f"{s['exact']} run exact on {' and '.join(ENGINES)} "
+          f"({', '.join(f'{e} {n}' for e, n in s['exact_by_engine'].items())})")
     if s["not_converted"]:
         print("do not convert:")
         for line in s["not_converted"]:
             print("  " + line.splitlines()[0][:160])
+    if s["not_exact"]:
+        print("packed but not bit-exact with tflite-micro:")
+        for pair, why in s["not_exact"].items():
+            print(f"  {pair:34s} {why[:150]}")
     print("blocking ops / patterns (pairs blocked, pairs where it is the only blocker):")
     for lab, b in s["blockers"].items():
         names = sorted({m.split("/")[0] for m in b["models"]})
