@@ -25,7 +25,7 @@ endif
 ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c native_modules/engine/pre/*.c)
 ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h native_modules/engine/pre/*.h)
 
-.PHONY: all spec setup demo test test-fast natmods viper hostlib sanitize bench lint fuzz fuzz-long clean distclean
+.PHONY: all spec corpus setup demo test test-fast natmods viper hostlib sanitize bench lint fuzz fuzz-long clean distclean
 
 all: natmods
 
@@ -117,6 +117,10 @@ bench: setup natmods
 lint: setup
 	$(PY) tools/gen_spec.py --check
 	$(VENV)/bin/ruff check host tests tools models
+
+# the Keras-made model corpus: convert (cached in build/corpus), pack, run on both engines; table + report.json
+corpus: setup natmods viper
+	$(PY) -m tests.corpus.report -j 2
 
 # regenerate the C header, op table, device constants and FORMAT.md tables from host/mpyml/spec/
 spec: $(VENV)/.installed
