@@ -34,6 +34,14 @@ def load_hostrun() -> ModuleType:
     return load_module("mpyml_device_hostrun", Path(__file__).resolve().parent / "device" / "hostrun.py")
 
 
+def skip_or_fail(msg: str) -> None:
+    """Skip a test whose prerequisite is missing, with the reason; under CI=true (where `make test` installs
+    everything) a missing prerequisite is a failure, never a silent skip."""
+    if IN_CI:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared; skips (or fails under CI=true) when it is absent."""
     p = paths.SHARED.joinpath(*parts)

@@ -14,7 +14,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import IN_CI, shared_path
+from conftest import IN_CI, shared_path, skip_or_fail
 from mpyml import baremetal as bm
 from mpyml import pack
 from mpyml.mpk import HEADER_OFFSETS, MpkFile, with_crc
@@ -41,7 +41,7 @@ def _toolchain() -> None:
     if why:
         if IN_CI:
             pytest.fail(why)
-        pytest.skip(why)
+        skip_or_fail(why)
 
 
 def _read_bmp_gray(path) -> np.ndarray:
@@ -165,7 +165,7 @@ def test_instruction_count_window() -> None:
     if why and IN_CI:
         pytest.fail(why)
     if why:
-        pytest.skip(why)
+        skip_or_fail(why)
     mpk, batch, want, _ = _reference("mlperf_tiny", "ad01_int8.tflite")
     got, n = bm.run_on_qemu(mpk, batch[:1], cpu="m4", count_instructions=True, repeat=3)
     _assert_equal(want[:1], got, "ad01 with counting")

@@ -71,16 +71,16 @@ def test_pack_inspect_run(tmp_path: Path) -> None:
 def test_unsupported_op_fails_at_pack_time(tmp_path: Path) -> None:
     src = shared_path("models", "mlperf_tiny", "ad01_int8.tflite").read_bytes()
     bad = tmp_path / "bad.tflite"
-    bad.write_bytes(with_op_replaced(src, 3, schema.BuiltinOperator.TANH))
+    bad.write_bytes(with_op_replaced(src, 3, schema.BuiltinOperator.CUMSUM))
     r = mpyml("pack", str(bad), "-o", str(tmp_path / "bad.mpk"))
     assert r.returncode != 0
-    assert "op #3 TANH" in r.stderr and "not supported" in r.stderr and "CONV_2D" in r.stderr
+    assert "op #3 CUMSUM" in r.stderr and "not supported" in r.stderr and "CONV_2D" in r.stderr
     assert not (tmp_path / "bad.mpk").exists()
     # inspect still shows every layer, marking the one mpyml cannot run
     r = mpyml("inspect", str(bad))
-    assert r.returncode != 0 and "op #3 TANH" in r.stderr
+    assert r.returncode != 0 and "op #3 CUMSUM" in r.stderr
     rows = [line.split() for line in r.stdout.splitlines() if line[:1].isdigit()]
-    assert [row[1] for row in rows if "NOT" in row] == ["TANH"] and len(rows) > 3
+    assert [row[1] for row in rows if "NOT" in row] == ["CUMSUM"] and len(rows) > 3
 
 
 def test_pack_rejects_non_tflite(tmp_path: Path) -> None:

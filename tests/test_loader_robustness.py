@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import mpyml
-from conftest import shared_path
+from conftest import shared_path, skip_or_fail
 from mpyml import paths
 from mpyml.hostlib import (
     E_ALIGN,
@@ -93,7 +93,7 @@ def _newest_source() -> float:
 def fuzz_driver() -> Path:
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
-        pytest.skip(f"no C compiler ({cc!r} not on PATH): the sanitizer driver cannot be built")
+        skip_or_fail(f"no C compiler ({cc!r} not on PATH): the sanitizer driver cannot be built")
     with build_lock():
         r = subprocess.run(["make", "-s", "-C", str(TESTS_MAKE), "sanitize"], capture_output=True, text=True)
     assert r.returncode == 0, f"building the sanitizer driver failed:\n{r.stdout}\n{r.stderr}"
@@ -106,7 +106,7 @@ def hostlib() -> Path:
     lib = paths.HOSTLIB
     if not lib.exists() or lib.stat().st_mtime < _newest_source():
         if shutil.which(os.environ.get("CC", "cc")) is None:
-            pytest.skip("no C compiler: cannot build the host library")
+            skip_or_fail("no C compiler: cannot build the host library")
         with build_lock():
             r = subprocess.run(["make", "-s", "-C", str(paths.REPO), "hostlib"], capture_output=True, text=True)
         assert r.returncode == 0, f"make hostlib failed:\n{r.stdout}\n{r.stderr}"

@@ -15,6 +15,7 @@ from array import array
 import numpy as np
 import pytest
 
+from conftest import skip_or_fail
 from mpyml import paths
 
 PRE_DIR = paths.REPO / "native_modules" / "engine" / "pre"
@@ -40,7 +41,7 @@ def load_device_package():
 def lib(tmp_path_factory):
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        pytest.skip("no C compiler")
+        skip_or_fail("no C compiler")
     out = tmp_path_factory.mktemp("prelib") / "libpre.so"
     cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared",
            "-fsanitize=undefined", "-fno-sanitize-recover=all", "-o", str(out), *map(str, PRE_DIR.glob("*.c"))]
@@ -236,7 +237,7 @@ def test_natmod_rules_on_arm(tmp_path, cpu):
     """No 64-bit helper calls (the natmod linker has no libgcc: __aeabi_lmul...), no writable data/BSS."""
     cc = shutil.which("arm-none-eabi-gcc")
     if cc is None:
-        pytest.skip("arm-none-eabi-gcc not installed (make setup)")
+        skip_or_fail("arm-none-eabi-gcc not installed (make setup)")
     for src in PRE_DIR.glob("*.c"):
         obj = tmp_path / (src.stem + ".o")
         subprocess.run([cc, f"-mcpu={cpu}", "-mthumb", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import IN_CI, shared_path
+from conftest import IN_CI, shared_path, skip_or_fail
 from mpyml import pack, paths
 from mpyml.mpk import MpkFile, with_crc
 from mpyml.packer import (
@@ -525,7 +525,7 @@ def _tflite_build():
     except ImportError as e:        # tflite_micro missing: the direct cases below still run
         if IN_CI:
             raise
-        pytest.skip(f"tests/tflite_build.py unavailable: {e}")
+        skip_or_fail(f"tests/tflite_build.py unavailable: {e}")
     return tflite_build
 
 

@@ -94,7 +94,8 @@ def _copy_sizes(h, size):
 
 
 def ctx_size(model=None):
-    """Bytes of ctx for model: the engine's words plus its copy of the model's records (as mpyml_ctx_size)."""
+    """Bytes of ctx for model: the engine's words plus its copy of the model's records (as mpyml_ctx_size;
+    the viper engine always copies, also for immutable buffers)."""
     n = _CTX_WORDS * 4
     if model is None or len(model) < 64 or struct.unpack_from("<I", model, 0)[0] != _MAGIC:
         return n

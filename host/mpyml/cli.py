@@ -64,12 +64,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     arrays = []
     for path, t in zip(args.input, ins, strict=True):
         a = np.load(path)
-        if a.dtype != np.int8:
+        want = t.np_dtype
+        if t.dtype == "float32":
             if not np.issubdtype(a.dtype, np.floating):
-                print(f"mpyml run: {path}: dtype {a.dtype}; give int8 (raw) or float (quantized here)",
+                print(f"mpyml run: {path}: dtype {a.dtype}; the model's input is float32", file=sys.stderr)
+                return 2
+            a = a.astype(np.float32)
+        elif a.dtype != want:
+            if not np.issubdtype(a.dtype, np.floating):
+                print(f"mpyml run: {path}: dtype {a.dtype}; give {t.dtype} (raw) or float (quantized here)",
                       file=sys.stderr)
                 return 2
-            a = np.clip(np.round(a / t.scale) + t.zero_point, -128, 127).astype(np.int8)
+            lo, hi = (0, 255) if t.dtype == "uint8" else (-128, 127)
+            a = np.clip(np.round(a / t.scale) + t.zero_point, lo, hi).astype(want)
         arrays.append(a.reshape(t.shape))
     res = run_model(data, arrays, repeat=args.repeat, engine=args.engine)
     outs = args.output or []

@@ -23,7 +23,7 @@ RUNNER = Path(__file__).parent / "device_scripts" / "run_model.py"
 
 @dataclass
 class RunResult:
-    outputs: list[np.ndarray]            # raw int8 outputs of the last (or only) sample
+    outputs: list[np.ndarray]            # raw outputs (the output's dtype) of the last (or only) sample
     batch: list[list[np.ndarray]]        # outputs of every sample
     median_us: float | None              # median per-invoke µs (time.ticks_us on the device)
     arena_bytes: int
@@ -46,7 +46,8 @@ def run_micropython(args: list[str], heapsize: str = "16M", timeout: float = 600
 
 
 def input_bytes(info: MpkFile, inputs: Sequence[Sequence[np.ndarray]]) -> bytes:
-    """The raw int8 inputs of every sample, concatenated in tensor order (checked against the model)."""
+    """The raw inputs of every sample (each of its tensor's dtype: int8, uint8 or float32 values, not
+    quantized), concatenated in tensor order (checked against the model)."""
     ins = info.input_tensors()
     out = bytearray()
     for sample in inputs:
@@ -54,11 +55,12 @@ def input_bytes(info: MpkFile, inputs: Sequence[Sequence[np.ndarray]]) -> bytes:
             raise ValueError(f"model has {len(ins)} inputs, got {len(sample)}")
         for arr, t in zip(sample, ins, strict=True):
             a = np.asarray(arr)
-            if a.dtype != np.int8:
-                raise ValueError(f"input {t.index} must be int8 (raw quantized), got {a.dtype}")
+            if a.dtype != t.np_dtype:
+                what = "raw quantized" if t.dtype in ("int8", "uint8") else "raw values"
+                raise ValueError(f"input {t.index} must be {t.dtype} ({what}), got {a.dtype}")
             if a.size != t.elements:
                 raise ValueError(f"input {t.index} needs {t.elements} values {t.shape}, got {a.size}")
-            out += a.tobytes()
+            out += np.ascontiguousarray(a, dtype=t.np_dtype).tobytes()
     return bytes(out)
 
 
@@ -82,8 +84,8 @@ def run_batch(mpk: bytes, batch: list[list[np.ndarray]], repeat: int = 1, engine
     for _ in batch:
         sample = []
         for t in outs:
-            sample.append(np.frombuffer(raw[pos:pos + t.elements], dtype=np.int8).reshape(t.shape).copy())
-            pos += t.elements
+            sample.append(np.frombuffer(raw[pos:pos + t.nbytes], dtype=t.np_dtype).reshape(t.shape).copy())
+            pos += t.nbytes
         results.append(sample)
     _, med, arena, heap = line.split()
     return RunResult(results[-1] if results else [], results, float(med) if repeat > 1 else None,
@@ -92,5 +94,6 @@ def run_batch(mpk: bytes, batch: list[list[np.ndarray]], repeat: int = 1, engine
 
 def run_model(mpk: bytes, inputs: list[np.ndarray], repeat: int = 1, engine: str | None = None,
               heapsize: str = "16M") -> RunResult:
-    """Run one set of inputs (int8 arrays, tensor order); with repeat > 1 also time the invoke."""
+    """Run one set of inputs (arrays of each input's dtype: int8 / uint8 raw quantized, float32 values; tensor
+    order); with repeat > 1 also time the invoke."""
     return run_batch(mpk, [inputs], repeat=repeat, engine=engine, heapsize=heapsize)

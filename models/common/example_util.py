@@ -126,9 +126,24 @@ def build_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _packer_digest() -> str:
+    """What the packed files depend on besides the example's own sources: the packer and the format spec."""
+    import hashlib
+
+    import mpyml
+    root = Path(mpyml.__file__).parent
+    h = hashlib.sha256()
+    for f in sorted([*root.glob("packer.py"), *root.glob("planner.py"), *root.glob("quantize.py"),
+                     *root.glob("graph.py"), *root.glob("spec/*.py"), *root.glob("lower/*.py")]):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cached(out_dir: Path, key: str, build: Callable[[], dict[str, Any]], force: bool = False) -> dict[str, Any]:
-    """meta.json of out_dir when its "key" matches, else build() (under a lock) and save its meta."""
+    """meta.json of out_dir when its "key" (plus the packer's digest) matches, else build() (under a lock)
+    and save its meta."""
     meta_path = out_dir / "meta.json"
+    key = f"{key}:{_packer_digest()}"
 
     def current() -> dict[str, Any] | None:
         try:

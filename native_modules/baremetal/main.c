@@ -68,9 +68,8 @@ __attribute__((noinline, noipa)) void bm_mark_end(void)
     bm_window = 2;
 }
 
-/* the engine context (with its copy of the model's records) lives at the top of the arena region */
-static mpyml_ctx_t *ctxp;
-#define ctx (*ctxp)
+/* the model is in flash, which nothing can write: the engine uses its records in place */
+static mpyml_ctx_t ctx;
 
 static const mpyml_tensor_t *io_tensor(uint32_t i)
 {
@@ -101,14 +100,7 @@ int main(void)
     const size_t model_len = (size_t)(bm_model_end - bm_model);
     const size_t input_len = (size_t)(bm_input_end - bm_input);
     uint8_t *arena = __arena_start;
-    size_t arena_avail = (size_t)(__arena_end - __arena_start);
-    size_t ctx_need = (mpyml_ctx_size(model, model_len) + 15u) & ~(size_t)15u;
-    if (ctx_need + 16u > arena_avail) {
-        sh_puts("CTX too large for RAM\n");
-        return finish(EXIT_ARENA);
-    }
-    arena_avail -= ctx_need;
-    ctxp = (mpyml_ctx_t *)(void *)(arena + arena_avail);
+    const size_t arena_avail = (size_t)(__arena_end - __arena_start);
     const uint32_t repeat = bm_repeat;
 
     memset(arena, 0x5A, arena_avail); /* junk, not zeros */
@@ -121,7 +113,7 @@ int main(void)
     sh_puts("\n");
 
     mpyml_err_t err;
-    int st = mpyml_prepare(ctxp, ctx_need, model, model_len, &err);
+    int st = mpyml_prepare_in_place(&ctx, model, model_len, &err);
     uint32_t n_in = 0, n_out = 0, sample_bytes = 0;
     if (st == MPYML_OK) {
         n_in = ctx.hdr->n_inputs;

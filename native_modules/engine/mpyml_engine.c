@@ -338,7 +338,8 @@ size_t mpyml_ctx_size(const uint8_t *model, size_t len) {
     return align8(sizeof(mpyml_ctx_t)) + (size_t)sz[0] + sz[1] + sz[2] + sz[3];
 }
 
-int mpyml_prepare(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, size_t len, mpyml_err_t *err) {
+static int prepare_impl(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, size_t len, int copy,
+    mpyml_err_t *err) {
     err->status = MPYML_OK; err->index = -1; err->detail = 0; err->line = 0;
     if (ctx_len < sizeof(mpyml_ctx_t) || ((uintptr_t)ctx & (sizeof(void *) - 1u)) != 0) {
         FAIL(MPYML_E_CTX, -1, (int32_t)sizeof(mpyml_ctx_t));
@@ -374,20 +375,26 @@ int mpyml_prepare(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, size_t
     if (h->trusted_size > h->data_size || h->trusted_size % MPYML_ALIGN_DATA) FAIL(MPYML_E_HEADER, -1, 9);
 
     /* the engine's copies of the tables and the trusted data, validated below and used by invoke */
-    size_t need = mpyml_ctx_size(model, len);
+    size_t need = copy ? mpyml_ctx_size(model, len) : sizeof(mpyml_ctx_t);
     if (ctx_len < need) FAIL(MPYML_E_CTX, -1, (int32_t)need);
-    uint32_t sz[4];
-    copy_sizes(h, len, sz);
-    uint8_t *area = (uint8_t *)ctx + align8(sizeof(mpyml_ctx_t));
-    mpyml_tensor_t *tensors = (mpyml_tensor_t *)(void *)area;
-    uint8_t *ops = area + sz[0];
-    uint16_t *io = (uint16_t *)(void *)(ops + sz[1]);
-    uint8_t *trusted = ops + sz[1] + sz[2];
-    memcpy(tensors, model + h->tensors_offset, (size_t)h->n_tensors * MPYML_TENSOR_SIZE);
-    memcpy(ops, model + h->ops_offset, h->ops_size);
-    memcpy(io, model + h->io_offset, 2u * ((uint32_t)h->n_inputs + h->n_outputs));
+    const mpyml_tensor_t *tensors = (const mpyml_tensor_t *)(const void *)(model + h->tensors_offset);
+    const uint8_t *ops = model + h->ops_offset;
+    const uint16_t *io = (const uint16_t *)(const void *)(model + h->io_offset);
     const uint8_t *data = model + h->data_offset;
-    memcpy(trusted, data, h->trusted_size);
+    const uint8_t *trusted = data;
+    if (copy) {
+        uint32_t sz[4];
+        copy_sizes(h, len, sz);
+        uint8_t *area = (uint8_t *)ctx + align8(sizeof(mpyml_ctx_t));
+        memcpy(area, tensors, (size_t)h->n_tensors * MPYML_TENSOR_SIZE);
+        memcpy(area + sz[0], ops, h->ops_size);
+        memcpy(area + sz[0] + sz[1], io, 2u * ((uint32_t)h->n_inputs + h->n_outputs));
+        memcpy(area + sz[0] + sz[1] + sz[2], data, h->trusted_size);
+        tensors = (const mpyml_tensor_t *)(const void *)area;
+        ops = area + sz[0];
+        io = (const uint16_t *)(const void *)(area + sz[0] + sz[1]);
+        trusted = area + sz[0] + sz[1] + sz[2];
+    }
 
     for (uint32_t i = 0; i < h->n_tensors; i++) {
         if (!check_tensor(&tensors[i], h->arena_size, h->data_size, (uintptr_t)data, h->trusted_size)) {
@@ -461,6 +468,14 @@ int mpyml_prepare(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, size_t
     ctx->ctx_size = (uint32_t)need;
     ctx->magic = MPYML_CTX_MAGIC;
     return MPYML_OK;
+}
+
+int mpyml_prepare(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, size_t len, mpyml_err_t *err) {
+    return prepare_impl(ctx, ctx_len, model, len, 1, err);
+}
+
+int mpyml_prepare_in_place(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_t *err) {
+    return prepare_impl(ctx, sizeof(mpyml_ctx_t), model, len, 0, err);
 }
 
 /* ------------------------------------------------------------------ invoke */

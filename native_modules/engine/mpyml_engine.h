@@ -58,6 +58,10 @@ size_t mpyml_ctx_size(const uint8_t *model, size_t len);
  * err.detail = bytes needed if smaller; pointer-aligned). On success fills ctx and returns MPYML_OK; otherwise fills err. */
 int mpyml_prepare(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, size_t len, mpyml_err_t *err);
 
+/* The same validation for a model in memory nobody can write after load (flash, ROMFS, an immutable
+ * Python bytes object): the records are used in place; ctx is sizeof(mpyml_ctx_t) bytes. */
+int mpyml_prepare_in_place(mpyml_ctx_t *ctx, const uint8_t *model, size_t len, mpyml_err_t *err);
+
 /* Run one inference. Returns MPYML_E_CTX if ctx was not prepared for exactly this model buffer,
  * MPYML_E_ARENA / MPYML_E_ALIGN for a bad arena; MPYML_OK otherwise. */
 int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8_t *arena, size_t arena_len);

@@ -70,6 +70,9 @@ enum {
     MPYML_OP_MUL = 12,
     MPYML_OP_MAXIMUM = 13,
     MPYML_OP_MINIMUM = 14,
+    MPYML_OP_SUB = 15,
+    MPYML_OP_SQUARED_DIFFERENCE = 16,
+    MPYML_OP_PRELU = 17,
     MPYML_OP_PAD = 25,
     MPYML_OP_CONCATENATION = 26,
     MPYML_OP_STRIDED_COPY = 27,
@@ -131,6 +134,7 @@ enum {
     MPYML_CHK_STATE = 61,   /* a recurrent state operand must be an arena tensor with the STATE flag */
     MPYML_CHK_LSTM_SHAPE = 62,   /* LSTM: input [B, T, I] (or [T, B, I] time-major), weights [S, I] / [S, S], biases [S], output [B, T, S], hidden state [B*S] int8, cell state [B*S] int16, scratch [4*S] int16 must agree (I, S <= 65536) */
     MPYML_CHK_REC_ZERO_POINT = 63,   /* recurrent op: weights must have zero point 0 and the quantization fields of the tensors must match the op's params */
+    MPYML_CHK_LSTM_TANH = 64,   /* LSTM: tanh_mult * 32768 plus the rounding of tanh_rshift must fit in int32 (multiplier 3 with a right shift, or 3 << left shift with none) */
     MPYML_CHK_COUNT = 70,   /* wrong number of operands or params for this op code */
     MPYML_CHK_INDEX = 71,   /* operand index names no tensor */
     MPYML_CHK_PADDING_SLOT = 72,   /* padding slot of the operand list must be 0xFFFF */
@@ -218,6 +222,49 @@ typedef struct {
 } mpyml_mul_params_t;
 #define MPYML_MAXIMUM_NPARAMS 0
 #define MPYML_MINIMUM_NPARAMS 0
+#define MPYML_SUB_NPARAMS 12
+/* SUB: TFLM int8 SUB with 4-D broadcasting: as ADD with the scaled second input subtracted */
+typedef struct {
+    int32_t input1_offset;   /* -127..128 */
+    int32_t input2_offset;   /* -127..128 */
+    int32_t output_offset;   /* -128..127 */
+    int32_t left_shift;   /* 0..20 */
+    int32_t input1_mult;   /* 0..2147483647 */
+    int32_t input1_shift;   /* -31..0 */
+    int32_t input2_mult;   /* 0..2147483647 */
+    int32_t input2_shift;   /* -31..0 */
+    int32_t output_mult;   /* 0..2147483647 */
+    int32_t output_shift;   /* -31..0 */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+} mpyml_sub_params_t;
+#define MPYML_SQUARED_DIFFERENCE_NPARAMS 12
+/* SQUARED_DIFFERENCE: TFLM int8 SQUARED_DIFFERENCE with 4-D broadcasting: (s1 - s2)^2 (int32, wrapping) rescaled */
+typedef struct {
+    int32_t input1_offset;   /* -127..128 */
+    int32_t input2_offset;   /* -127..128 */
+    int32_t output_offset;   /* -128..127 */
+    int32_t left_shift;   /* 0..7 */
+    int32_t input1_mult;   /* 0..2147483647 */
+    int32_t input1_shift;   /* -31..0 */
+    int32_t input2_mult;   /* 0..2147483647 */
+    int32_t input2_shift;   /* -31..0 */
+    int32_t output_mult;   /* 0..2147483647 */
+    int32_t output_shift;   /* -31..0 */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+} mpyml_squared_difference_params_t;
+#define MPYML_PRELU_NPARAMS 7
+/* PRELU: TFLM int8 PRELU, alpha broadcast (4-D) against the input; output clamped to int8 */
+typedef struct {
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t alpha_offset;   /* -127..128 -alpha zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t output_mult_1;   /* 0..2147483647 x >= 0: input scale / output scale */
+    int32_t output_shift_1;   /* -31..30 */
+    int32_t output_mult_2;   /* 0..2147483647 x < 0: input scale * alpha scale / output scale */
+    int32_t output_shift_2;   /* -31..30 */
+} mpyml_prelu_params_t;
 #define MPYML_PAD_NPARAMS 9
 /* PAD: output dim i = before_i + input dim i + after_i (4-D views); new elements = value */
 typedef struct {
@@ -234,7 +281,7 @@ typedef struct {
 #define MPYML_CONCATENATION_NPARAMS 1
 /* CONCATENATION: inputs of the output's rank, or of one less (PACK: the axis inserted with size 1), copied in order */
 typedef struct {
-    int32_t axis;   /* 0..3 axis in the output's dims */
+    int32_t axis4;   /* 0..3 axis in the 4-D right-aligned view of the output (4 - rank + axis) */
 } mpyml_concatenation_params_t;
 #define MPYML_STRIDED_COPY_NPARAMS 5
 /* STRIDED_COPY: out[n,h,w,c] = in[start + n*stride0 + h*stride1 + w*stride2 + c*stride3] (flat element index) */
@@ -247,14 +294,13 @@ typedef struct {
 } mpyml_strided_copy_params_t;
 #define MPYML_RESIZE_NEAREST_NPARAMS 0
 #define MPYML_RESIZE_BILINEAR_NPARAMS 0
-#define MPYML_MEAN_NPARAMS 6
-/* MEAN: int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc */
+#define MPYML_MEAN_NPARAMS 5
+/* MEAN: int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc (always requantizes, even when input and output share their quantization) */
 typedef struct {
     int32_t axis_mask;   /* 0..15 bit i: reduce dim i of the 4-D right-aligned input (0 = n .. 3 = c) */
-    int32_t mode;   /* 0..1 0: input and output share scale and zero point: sum / count truncated (TFLM Mean); 1: requantize (TFLM QuantizedMeanOrSum, 1/count folded into mult/shift) */
     int32_t input_zp;   /* -128..127 */
     int32_t output_zp;   /* -128..127 */
-    int32_t mult;   /* 0..2147483647 mode 1: multiplier with 1/count folded in */
+    int32_t mult;   /* 0..2147483647 input_scale / output_scale with 1/count folded in */
     int32_t shift;   /* -31..30 >0 = left */
 } mpyml_mean_params_t;
 #define MPYML_SUM_NPARAMS 5
@@ -300,7 +346,7 @@ typedef struct {
     int32_t mult2;   /* 0..2147483647 state*weights_time -> output multiplier */
     int32_t shift2;   /* -31..30 its shift (> 0 = left) */
 } mpyml_svdf_params_t;
-#define MPYML_UNIDIRECTIONAL_SEQUENCE_LSTM_NPARAMS 30
+#define MPYML_UNIDIRECTIONAL_SEQUENCE_LSTM_NPARAMS 29
 /* UNIDIRECTIONAL_SEQUENCE_LSTM: TFLM's integer LSTM (lstm_eval.h LstmStep, int8 activations and weights, int16 cell state and gates, int32 biases): no peephole, projection, layer norm or CIFG. Every batch row runs its time steps in order with its own slice of the hidden and cell state (time-major only changes the input/output layout). */
 typedef struct {
     int32_t time_major;   /* 0..1 1: input/output are [time, batch, ...] */
@@ -332,7 +378,6 @@ typedef struct {
     int32_t cell_clip;   /* 0..32767 quantized cell clip, 0 = none */
     int32_t tanh_mult;   /* 1..49152 tanh(cell state) input multiplier (3 << left shift, or 3) */
     int32_t tanh_rshift;   /* 0..31 tanh(cell state) input right shift */
-    int32_t cell_gate_act;   /* 0..1 cell gate nonlinearity: 0 tanh, 1 sigmoid */
 } mpyml_lstm_params_t;
 
 #endif /* MPYML_SPEC_H */

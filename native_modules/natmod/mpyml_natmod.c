@@ -31,18 +31,32 @@ void *memcpy(void *d, const void *s, size_t n) {
 }
 #endif
 
+/* A model in memory the program can write (bytearray, writable memoryview) is validated into an engine-owned
+ * copy of its records; an immutable one (bytes, a ROMFS / flash memoryview) is used in place. */
+static int model_is_writable(mp_obj_t model_in) {
+    mp_buffer_info_t w;
+    return mp_get_buffer(model_in, &w, MP_BUFFER_WRITE);
+}
+
+static size_t ctx_bytes_for(mp_obj_t model_in, const mp_buffer_info_t *model) {
+    return model_is_writable(model_in) ? mpyml_ctx_size((const uint8_t *)model->buf, model->len)
+                                       : sizeof(mpyml_ctx_t);
+}
+
 static mp_obj_t fn_prepare(mp_obj_t model_in, mp_obj_t ctx_in) {
     mp_buffer_info_t model, ctx;
     mp_get_buffer_raise(model_in, &model, MP_BUFFER_READ);
     mp_get_buffer_raise(ctx_in, &ctx, MP_BUFFER_WRITE);
-    if (ctx.len < mpyml_ctx_size((const uint8_t *)model.buf, model.len)) {
+    if (ctx.len < ctx_bytes_for(model_in, &model)) {
         mp_raise_ValueError(MP_ERROR_TEXT("ctx buffer too small: use bytearray(mpyml_engine.ctx_size(model))"));
     }
     if (((uintptr_t)ctx.buf & (sizeof(void *) - 1)) != 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("ctx buffer not aligned"));
     }
     mpyml_err_t err;
-    int st = mpyml_prepare((mpyml_ctx_t *)ctx.buf, ctx.len, (const uint8_t *)model.buf, model.len, &err);
+    int st = model_is_writable(model_in)
+        ? mpyml_prepare((mpyml_ctx_t *)ctx.buf, ctx.len, (const uint8_t *)model.buf, model.len, &err)
+        : mpyml_prepare_in_place((mpyml_ctx_t *)ctx.buf, (const uint8_t *)model.buf, model.len, &err);
     if (st == MPYML_OK) {
         return mp_const_none;
     }
@@ -97,7 +111,7 @@ static mp_obj_t fn_ctx_size(size_t n_args, const mp_obj_t *args) {
     }
     mp_buffer_info_t model;
     mp_get_buffer_raise(args[0], &model, MP_BUFFER_READ);
-    return mp_obj_new_int((mp_int_t)mpyml_ctx_size((const uint8_t *)model.buf, model.len));
+    return mp_obj_new_int((mp_int_t)ctx_bytes_for(args[0], &model));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_ctx_size_obj, 0, 1, fn_ctx_size);
 

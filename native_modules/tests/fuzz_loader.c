@@ -263,7 +263,13 @@ static void run_case(stats_t *st, const uint8_t *m, size_t len) {
     g_cur = m;
     g_cur_len = len;
     st->cases++;
+    /* the in-place loader (models in flash / immutable buffers) validates exactly like the copying one */
+    mpyml_err_t err_ip;
+    int rc_ip = mpyml_prepare_in_place(ctxp_, m, len, &err_ip);
     int rc = mpyml_prepare(ctxp_, sizeof(g_ctxbuf), m, len, &err);
+    if (rc != rc_ip || (rc != MPYML_OK && (err.index != err_ip.index || err.detail != err_ip.detail))) {
+        if (!(rc == MPYML_E_CTX && rc_ip == MPYML_OK)) violation(st, "in-place and copying loaders disagree", &err);
+    }
     st->status[rc >= 0 && rc < MPYML_E__COUNT ? rc : MPYML_E__COUNT]++;
     if (g_verbose) {
         fprintf(stderr, "  %s #%lu %s -> %s index %d detail %d line %d\n", g_cur_phase, g_cur_case, g_cur_desc,

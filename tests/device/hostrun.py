@@ -54,6 +54,10 @@ def run_device(script: str | Path, args: dict | None = None, extra_paths: list[s
     if check and r.returncode != 0:
         raise AssertionError(f"{script.name} failed under micropython (exit {r.returncode}):\n"
                              f"{r.stdout[-6000:]}\n{r.stderr[-3000:]}")
+    if check and args and args.get("only"):
+        # a selection must run exactly the tests it names: a typo selects nothing and must not pass
+        if sorted(run.passed) != sorted(args["only"]):
+            raise AssertionError(f"{script.name}: asked for {sorted(args['only'])}, passed {sorted(run.passed)}")
     return run
 
 

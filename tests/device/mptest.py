@@ -40,7 +40,17 @@ def report(key, value):
 
 def main(globs):
     only = arg("only")
-    names = sorted(k for k in globs if k.startswith("test_") and (not only or k in only))
+    names = sorted(k for k in globs if k.startswith("test_") and callable(globs[k]) and (not only or k in only))
+    if only:
+        unknown = [k for k in only if k not in globs or not k.startswith("test_")]
+        if unknown:
+            print("FAIL unknown test name(s)", unknown)
+            print("RESULT 0 1")
+            sys.exit(1)
+    if not names:
+        print("FAIL no test selected")
+        print("RESULT 0 1")
+        sys.exit(1)
     failed = 0
     for n in names:
         try:

@@ -41,6 +41,9 @@ check("arena_bytes_refused", raises(lambda: mpyml.load(data, arena=bytes(m.arena
 check("arena_ro_view_refused", raises(lambda: mpyml.load(data, arena=memoryview(bytes(m.arena_size))), TypeError,
                                       ("writable",)))
 check("ctx_bytes_reported", m.info()["ctx_bytes"] > 0 and m.ctx_bytes == m.info()["ctx_bytes"])
+# a writable model buffer is validated into an engine-owned copy of its records; bytes are used in place
+check("ctx_copy_for_bytearray", m.engine != "mpyml_engine" or mba.ctx_bytes > mb.ctx_bytes,
+      "%d vs %d" % (mba.ctx_bytes, mb.ctx_bytes))
 
 # tensors
 i, o = m.input, m.output

@@ -15,9 +15,19 @@ CHK_SHAPE = Check("EW_SHAPE", 31, "elementwise output must have the input's shap
                                   "the input shapes, up to 4-D)")
 CHK_KEYS = Check("EW_KEYS", 32, "QUANTIZE breakpoints must be 1..512 strictly increasing int32 keys with one more "
                                 "value than keys, values of the output's type")
-CHK_TYPES = Check("EW_TYPES", 33, "binary elementwise op: both inputs and the output must be int8")
 CHK_QUANT = Check("EW_QUANT", 34, "MAXIMUM / MINIMUM need the same zero point on both inputs and the output")
 CHK_ACT = Check("EW_ACT", 35, "activation range invalid (-128 <= act_min <= act_max <= 127)")
+
+
+
+def _ARITH_PARAMS(max_left_shift: int) -> tuple[Param, ...]:  # noqa: N802
+    return (Param("input1_offset", -127, 128), Param("input2_offset", -127, 128), Param("output_offset", -128, 127),
+            Param("left_shift", 0, max_left_shift),
+            Param("input1_mult", 0, U31), Param("input1_shift", -31, 0),
+            Param("input2_mult", 0, U31), Param("input2_shift", -31, 0),
+            Param("output_mult", 0, U31), Param("output_shift", -31, 0),
+            Param("act_min", -128, 127), Param("act_max", -128, 127))
+
 
 _BIN_IN = (Operand("input1", ("int8",), "any"), Operand("input2", ("int8",), "any"))
 _BIN_OUT = (Operand("output", ("int8",), "arena"),)
@@ -28,7 +38,8 @@ OPS: list[Op] = [
         Operand("table", _8, "const", doc="[256]: output of input byte b (int8 input: b = x & 0xFF)")),
        (Operand("output", _8, "arena"),),
        (),
-       ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE"),
+       ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "RELU", "RELU6", "QUANTIZE", "MUL", "SUB",
+        "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"),
        kernel="mpyml_ew_lut", checks=(CHK_TABLE, CHK_SHAPE),
        doc="any function of one 8-bit value: output[i] = table[input[i] as a byte]. The packer computes the "
            "table by running tflite-micro on the op itself for all 256 inputs (unary activations, 8-bit "
@@ -69,4 +80,19 @@ OPS: list[Op] = [
        checks=(CHK_SHAPE, CHK_QUANT), doc="max(x1, x2) with 4-D broadcasting (same quantization everywhere)"),
     Op("MINIMUM", 14, _BIN_IN, _BIN_OUT, (), ("MINIMUM",), kernel="mpyml_ew_minimum",
        checks=(CHK_SHAPE, CHK_QUANT), doc="min(x1, x2) with 4-D broadcasting (same quantization everywhere)"),
+    Op("SUB", 15, _BIN_IN, _BIN_OUT, _ARITH_PARAMS(20), ("SUB",), kernel="mpyml_ew_sub", checks=(CHK_SHAPE, CHK_ACT),
+       doc="TFLM int8 SUB with 4-D broadcasting: as ADD with the scaled second input subtracted"),
+    Op("SQUARED_DIFFERENCE", 16, _BIN_IN, _BIN_OUT, _ARITH_PARAMS(7), ("SQUARED_DIFFERENCE",),
+       kernel="mpyml_ew_sqdiff", checks=(CHK_SHAPE, CHK_ACT),
+       doc="TFLM int8 SQUARED_DIFFERENCE with 4-D broadcasting: (s1 - s2)^2 (int32, wrapping) rescaled"),
+    Op("PRELU", 17,
+       (Operand("input", ("int8",), "any"), Operand("alpha", ("int8",), "any")), _BIN_OUT,
+       (Param("input_offset", -127, 128, "-input zero point"),
+        Param("alpha_offset", -127, 128, "-alpha zero point"),
+        Param("output_offset", -128, 127, "output zero point"),
+        Param("output_mult_1", 0, U31, "x >= 0: input scale / output scale"), Param("output_shift_1", -31, 30),
+        Param("output_mult_2", 0, U31, "x < 0: input scale * alpha scale / output scale"),
+        Param("output_shift_2", -31, 30)),
+       ("PRELU",), kernel="mpyml_ew_prelu", checks=(CHK_SHAPE,),
+       doc="TFLM int8 PRELU, alpha broadcast (4-D) against the input; output clamped to int8"),
 ]

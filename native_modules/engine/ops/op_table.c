@@ -22,8 +22,14 @@ int mpyml_ew_minimum_check(const mpyml_op_view_t *v);
 void mpyml_ew_minimum_eval(const mpyml_op_view_t *v);
 int mpyml_ew_mul_check(const mpyml_op_view_t *v);
 void mpyml_ew_mul_eval(const mpyml_op_view_t *v);
+int mpyml_ew_prelu_check(const mpyml_op_view_t *v);
+void mpyml_ew_prelu_eval(const mpyml_op_view_t *v);
 int mpyml_ew_quantize_check(const mpyml_op_view_t *v);
 void mpyml_ew_quantize_eval(const mpyml_op_view_t *v);
+int mpyml_ew_sqdiff_check(const mpyml_op_view_t *v);
+void mpyml_ew_sqdiff_eval(const mpyml_op_view_t *v);
+int mpyml_ew_sub_check(const mpyml_op_view_t *v);
+void mpyml_ew_sub_eval(const mpyml_op_view_t *v);
 int mpyml_lstm_check(const mpyml_op_view_t *v);
 void mpyml_lstm_eval(const mpyml_op_view_t *v);
 int mpyml_mean_check(const mpyml_op_view_t *v);
@@ -63,34 +69,41 @@ static const int32_t k_ranges[] = {
     -128, 127, -128, 127, 0, 2147483647, 0, 31,
     -2147483647, 0, -127, 128, -127, 128, -128, 127,
     0, 2147483647, -31, 30, -128, 127, -128, 127,
-    INT32_MIN, 2147483647, 0, 65535, 0, 65535, 0, 65535,
+    -127, 128, -127, 128, -128, 127, 0, 20,
+    0, 2147483647, -31, 0, 0, 2147483647, -31, 0,
+    0, 2147483647, -31, 0, -128, 127, -128, 127,
+    -127, 128, -127, 128, -128, 127, 0, 7,
+    0, 2147483647, -31, 0, 0, 2147483647, -31, 0,
+    0, 2147483647, -31, 0, -128, 127, -128, 127,
+    -127, 128, -127, 128, -128, 127, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, INT32_MIN, 2147483647,
     0, 65535, 0, 65535, 0, 65535, 0, 65535,
-    0, 65535, 0, 3, 0, 2147483647, -2147483647, 2147483647,
-    -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647, 0, 15,
-    0, 1, -128, 127, -128, 127, 0, 2147483647,
-    -31, 30, 0, 15, -128, 127, -128, 127,
-    0, 2147483647, -31, 30, 0, 15, 0, 3,
-    1, 1024, 1, 1024, 0, 1024, 0, 1024,
-    -127, 128, -128, 127, -128, 127, -128, 127,
-    1, 1024, -127, 128, -32768, 32767, -128, 127,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 1, -127, 128, -127, 128, -128, 127,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 65535, 0, 65535, 0, 65535, 0, 65535,
+    0, 3, 0, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647,
+    -2147483647, 2147483647, -2147483647, 2147483647, 0, 15, -128, 127,
+    -128, 127, 0, 2147483647, -31, 30, 0, 15,
+    -128, 127, -128, 127, 0, 2147483647, -31, 30,
+    0, 15, 0, 3, 1, 1024, 1, 1024,
+    0, 1024, 0, 1024, -127, 128, -128, 127,
+    -128, 127, -128, 127, 1, 1024, -127, 128,
+    -32768, 32767, -128, 127, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 1, -127, 128,
+    -127, 128, -128, 127, 0, 2147483647, -31, 30,
     0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
     0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 32767, 1, 49152,
-    0, 31, 0, 1,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 32767, 1, 49152, 0, 31,
 };
 
-/* (type mask, storage 0 arena / 1 const / 2 any, optional, 0) of every operand */
+/* (type mask, storage 0 arena / 1 const / 2 any, optional, trusted) of every operand */
 static const uint8_t k_operands[] = {
-    2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 0,
-    4, 1, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0,
-    4, 1, 1, 0, 4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0,
-    2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 0,
-    4, 1, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
+    2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1,
+    4, 1, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0,
+    4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0,
+    2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1,
+    4, 1, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
     2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0,
     2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
     2, 0, 0, 0, 18, 2, 0, 0, 18, 1, 0, 0, 18, 0, 0, 0,
@@ -98,20 +111,22 @@ static const uint8_t k_operands[] = {
     4, 1, 0, 0, 18, 1, 0, 0, 18, 0, 0, 0, 2, 2, 0, 0,
     2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0,
     2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
-    62, 2, 0, 0, 62, 0, 0, 0, 126, 2, 0, 0, 126, 0, 0, 0,
-    126, 2, 0, 0, 126, 0, 0, 0, 62, 2, 0, 0, 4, 1, 0, 0,
-    4, 1, 0, 0, 62, 0, 0, 0, 2, 2, 0, 0, 4, 1, 0, 0,
-    4, 1, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
-    2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
-    2, 2, 0, 0, 68, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0,
-    4, 1, 1, 0, 4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0,
-    2, 0, 0, 0, 2, 1, 0, 0, 32, 1, 0, 0, 4, 1, 1, 0,
-    2, 0, 0, 0, 32, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0,
-    2, 0, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
+    2, 2, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
+    2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0,
+    2, 0, 0, 0, 62, 2, 0, 0, 62, 0, 0, 0, 126, 2, 0, 0,
+    126, 0, 0, 0, 126, 2, 0, 0, 126, 0, 0, 0, 62, 2, 0, 0,
+    4, 1, 0, 1, 4, 1, 0, 1, 62, 0, 0, 0, 2, 2, 0, 0,
+    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0,
+    2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
+    2, 0, 0, 0, 2, 2, 0, 0, 68, 0, 0, 0, 2, 2, 0, 0,
+    2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1,
+    2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 32, 1, 0, 0,
+    4, 1, 1, 0, 2, 0, 0, 0, 32, 0, 0, 0, 4, 0, 0, 0,
+    4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
     2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
-    2, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0,
-    4, 1, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 32, 0, 0, 0,
-    32, 0, 0, 0,
+    2, 1, 0, 0, 2, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0,
+    4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,
+    32, 0, 0, 0, 32, 0, 0, 0,
 };
 
 int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
@@ -130,18 +145,21 @@ int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
         case MPYML_OP_MUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 57; d->operands = 39; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
         case MPYML_OP_MAXIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 42; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
         case MPYML_OP_MINIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 45; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_PAD: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 9; d->ranges = 64; d->operands = 48; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_CONCATENATION: d->min_in = 1; d->max_in = 31; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 73; d->operands = 50; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 74; d->operands = 52; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 79; d->operands = 54; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 79; d->operands = 58; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 6; d->ranges = 79; d->operands = 62; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 85; d->operands = 64; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 90; d->operands = 66; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 91; d->operands = 68; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 92; d->operands = 70; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 100; d->operands = 76; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; return 1;
-        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 30; d->ranges = 108; d->operands = 84; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; return 1;
+        case MPYML_OP_SUB: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 64; d->operands = 48; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_SQUARED_DIFFERENCE: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 76; d->operands = 51; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_PRELU: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 88; d->operands = 54; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_PAD: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 9; d->ranges = 95; d->operands = 57; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_CONCATENATION: d->min_in = 1; d->max_in = 31; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 104; d->operands = 59; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 105; d->operands = 61; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 63; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 110; d->operands = 71; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 115; d->operands = 73; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 120; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 121; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 122; d->operands = 79; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; return 1;
+        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 130; d->operands = 85; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; return 1;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 138; d->operands = 93; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; return 1;
         default: return 0;
     }
 }
@@ -155,7 +173,7 @@ void mpyml_op_operand_rule(const mpyml_op_info_t *d, int k, int n_in, mpyml_oper
     int j = k < n_in ? (k < d->n_spec_in ? k : d->n_spec_in - 1)
                      : d->n_spec_in + (k - n_in < d->n_spec_out ? k - n_in : d->n_spec_out - 1);
     const uint8_t *p = &k_operands[4 * (d->operands + j)];
-    r->typemask = p[0]; r->storage = p[1]; r->optional = p[2];
+    r->typemask = p[0]; r->storage = p[1]; r->optional = p[2]; r->trusted = p[3];
 }
 
 int mpyml_op_check_ext(const mpyml_op_view_t *v) {
@@ -166,6 +184,9 @@ int mpyml_op_check_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_MUL: return mpyml_ew_mul_check(v);
         case MPYML_OP_MAXIMUM: return mpyml_ew_maximum_check(v);
         case MPYML_OP_MINIMUM: return mpyml_ew_minimum_check(v);
+        case MPYML_OP_SUB: return mpyml_ew_sub_check(v);
+        case MPYML_OP_SQUARED_DIFFERENCE: return mpyml_ew_sqdiff_check(v);
+        case MPYML_OP_PRELU: return mpyml_ew_prelu_check(v);
         case MPYML_OP_PAD: return mpyml_pad_check(v);
         case MPYML_OP_CONCATENATION: return mpyml_concat_check(v);
         case MPYML_OP_STRIDED_COPY: return mpyml_strided_copy_check(v);
@@ -190,6 +211,9 @@ void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_MUL: mpyml_ew_mul_eval(v); break;
         case MPYML_OP_MAXIMUM: mpyml_ew_maximum_eval(v); break;
         case MPYML_OP_MINIMUM: mpyml_ew_minimum_eval(v); break;
+        case MPYML_OP_SUB: mpyml_ew_sub_eval(v); break;
+        case MPYML_OP_SQUARED_DIFFERENCE: mpyml_ew_sqdiff_eval(v); break;
+        case MPYML_OP_PRELU: mpyml_ew_prelu_eval(v); break;
         case MPYML_OP_PAD: mpyml_pad_eval(v); break;
         case MPYML_OP_CONCATENATION: mpyml_concat_eval(v); break;
         case MPYML_OP_STRIDED_COPY: mpyml_strided_copy_eval(v); break;
@@ -222,6 +246,9 @@ const char *mpyml_op_name(int opcode) {
         case MPYML_OP_MUL: return "MUL";
         case MPYML_OP_MAXIMUM: return "MAXIMUM";
         case MPYML_OP_MINIMUM: return "MINIMUM";
+        case MPYML_OP_SUB: return "SUB";
+        case MPYML_OP_SQUARED_DIFFERENCE: return "SQUARED_DIFFERENCE";
+        case MPYML_OP_PRELU: return "PRELU";
         case MPYML_OP_PAD: return "PAD";
         case MPYML_OP_CONCATENATION: return "CONCATENATION";
         case MPYML_OP_STRIDED_COPY: return "STRIDED_COPY";
