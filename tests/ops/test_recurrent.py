@@ -6,8 +6,10 @@ mpyml.pack, and run for several invokes in a row (state carried over) in
   - the C engine (host library, ctypes; own small driver: prepare / invoke / reset_state),
   - the MicroPython unix port: the C natmod and the viper engine, every case in one process, the viper
     invokes checked allocation-free (heap locked).
-Plus real tf-keras LSTM(units) models converted with full-int8 quantization, Model-level reset, and
-malformed op records (both engines refuse with the same check code, nothing crashes).
+Plus real tf-keras LSTM(units) models converted with full-int8 quantization (among them the corpus models
+lstm_tfk / lstm_stacked_tfk: 20 steps, state carried across invokes exactly as a persistent tflite-micro
+interpreter carries it, and reset() giving a fresh interpreter's outputs), Model-level reset, and malformed op
+records (both engines refuse with the same check code, nothing crashes).
 """
 
 from __future__ import annotations
@@ -187,6 +189,18 @@ def lstm_case(rng: np.random.Generator, i: int) -> bytes:
                       mode="large" if i % 6 == 4 else "normal")
 
 
+def lstm_seq_case(rng: np.random.Generator, i: int) -> bytes:
+    """The shapes / quantization pattern of the corpus tf-keras LSTMs: batch 1, ~20 time steps, 6 features,
+    16 units, cell state scale 2^-14 with cell clip 10 (quantized clip 32767 after the int16 saturation)."""
+    return lstm_model(rng, n_batch=1, n_time=int(rng.integers(16, 25)), n_input=6, n_unit=16,
+                      cell_pow=-14 if i % 3 else int(rng.choice([-15, -13, -12])), cell_clip=10.0,
+                      mode="large" if i % 4 == 3 else "normal")
+
+
+_CASE_FN = {"svdf": svdf_case, "lstm": lstm_case, "lstm_seq": lstm_seq_case}
+_CASE_N_SEED = {"svdf": (64, 1234), "lstm": (64, 4321), "lstm_seq": (12, 2024)}
+
+
 def _inputs(rng: np.random.Generator, tfl: bytes, steps: int) -> list[np.ndarray]:
     d = TflmRunner(tfl).input_details()[0]
     xs = [rng.integers(-128, 128, size=d.shape).astype(np.int8) for _ in range(steps)]
@@ -206,7 +220,7 @@ def _cases(kind: str, n: int, seed: int) -> list[tuple[bytes, bytes, list[np.nda
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        tfl = svdf_case(rng, i) if kind == "svdf" else lstm_case(rng, i)
+        tfl = _CASE_FN[kind](rng, i)
         xs = _inputs(rng, tfl, STEPS)
         out.append((tfl, pack(tfl), xs, _tflm_seq(tfl, xs)))
     return out
@@ -217,13 +231,13 @@ _CACHE: dict[str, list] = {}
 
 def cases(kind: str) -> list[tuple[bytes, bytes, list[np.ndarray], list[np.ndarray]]]:
     if kind not in _CACHE:
-        _CACHE[kind] = _cases(kind, 64, 1234 if kind == "svdf" else 4321)
+        _CACHE[kind] = _cases(kind, *_CASE_N_SEED[kind])
     return _CACHE[kind]
 
 
 # ------------------------------------------------------------------ host C engine vs TFLM
 
-@pytest.mark.parametrize("kind", ["svdf", "lstm"])
+@pytest.mark.parametrize("kind", ["svdf", "lstm", "lstm_seq"])
 def test_c_engine_matches_tflm(kind: str) -> None:
     bad = []
     for i, (_, mpk, xs, want) in enumerate(cases(kind)):
@@ -295,6 +309,59 @@ def test_keras_lstm() -> None:
         cm = CModel(mpk)
         for x, w in zip(xs, want, strict=True):
             assert np.array_equal(cm.invoke(x), w)
+
+
+# ------------------------------------------------------------------ the corpus tf-keras LSTMs
+
+CORPUS_LSTMS = ("lstm_tfk", "lstm_stacked_tfk")
+_CORPUS: list[tuple[bytes, bytes, list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = []
+_CORPUS_MISSING: list[str] = []
+
+
+def corpus_cases() -> list[tuple[bytes, bytes, list[np.ndarray], list[np.ndarray], list[np.ndarray]]]:
+    """(tflite, mpk, inputs, outputs of one persistent TFLM interpreter, outputs of a fresh interpreter per
+    input) for the corpus LSTM models (tests/corpus/architectures.py, int8 I/O, cached in build/corpus/)."""
+    if _CORPUS_MISSING:
+        return _CORPUS
+    if not _CORPUS:
+        from corpus import convert
+        rng = np.random.default_rng(31)
+        for name in CORPUS_LSTMS:
+            try:
+                tfl = convert.tflite(name, "int8")
+            except Exception as e:         # no cache and no TensorFlow / converter failure
+                _CORPUS_MISSING.append(f"corpus model {name} unavailable: {e}")
+                return _CORPUS
+            xs = _inputs(rng, tfl, 5)
+            fresh = [TflmRunner(tfl).run([x])[0].reshape(-1).copy() for x in xs]
+            _CORPUS.append((tfl, pack(tfl), xs, _tflm_seq(tfl, xs), fresh))
+    return _CORPUS
+
+
+def test_corpus_lstm_state_semantics() -> None:
+    """Regression for the corpus mismatch of lstm_tfk / lstm_stacked_tfk: the arithmetic is bit-exact, the
+    difference was the LSTM state. TFLM keeps the hidden / cell variable tensors across invokes (a tf-keras
+    stateless LSTM included); so does mpyml. Invokes in a row equal one persistent TFLM interpreter; reset()
+    before every invoke equals a fresh TFLM interpreter per input (what independent samples need)."""
+    sel = corpus_cases()
+    if _CORPUS_MISSING:
+        pytest.skip(_CORPUS_MISSING[0])
+    assert len(sel) == len(CORPUS_LSTMS)
+    for _tfl, mpk, xs, persistent, fresh in sel:
+        ops = [o.name for o in MpkFile(mpk).ops]
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
+        # the state really is carried: a persistent interpreter disagrees with fresh ones after invoke 0
+        assert np.array_equal(persistent[0], fresh[0])
+        assert any(not np.array_equal(p, f) for p, f in zip(persistent[1:], fresh[1:], strict=True))
+        cm = CModel(mpk)
+        assert cm.status == 0, cm.err
+        got = [cm.invoke(x) for x in xs]
+        assert [g.tolist() for g in got] == [p.tolist() for p in persistent]
+        got = []
+        for x in xs:
+            cm.reset()
+            got.append(cm.invoke(x))
+        assert [g.tolist() for g in got] == [f.tolist() for f in fresh]
 
 
 # ------------------------------------------------------------------ packer refusals
@@ -491,7 +558,8 @@ def _device_run(items: list[tuple[bytes, list[np.ndarray]]], tmp: Path) -> list[
 def test_unix_port_natmod_and_viper(tmp_path: Path) -> None:
     """The natmod C engine and the viper engine on the unix port: TFLM's outputs for every step and after
     reset, for every random case and the Keras models; viper invokes allocation-free."""
-    sel = cases("svdf") + cases("lstm") + keras_cases()
+    sel = (cases("svdf") + cases("lstm") + cases("lstm_seq") + keras_cases()
+           + [(tfl, mpk, xs, want) for tfl, mpk, xs, want, _ in corpus_cases()])
     res = _device_run([(mpk, xs) for _, mpk, xs, _ in sel], tmp_path)
     bad = []
     for i, ((_, _, xs, want), r) in enumerate(zip(sel, res, strict=True)):

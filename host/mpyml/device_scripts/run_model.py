@@ -2,6 +2,8 @@
 # argv: model.mpk inputs.bin outputs.bin n_samples repeat engine
 # inputs.bin holds n_samples records, each all input tensors' raw bytes in order; outputs.bin
 # receives the same for the outputs. Prints one line "MPYML_RESULT <median_us> <arena> <heap_delta>".
+# Every sample starts from zeroed recurrent state (m.reset(): an LSTM / SVDF model's state, as a fresh
+# tflite-micro interpreter and Keras' stateless layers have it), timing repeats included.
 import gc
 import sys
 import time
@@ -24,11 +26,13 @@ for _ in range(n):
     for _ in range(repeat - 1):
         for t, s in zip(m.inputs, saved):
             t.buffer[:] = s
+        m.reset()
         t0 = time.ticks_us()
         m.invoke()
         times.append(time.ticks_diff(time.ticks_us(), t0))
     for t, s in zip(m.inputs, saved):
         t.buffer[:] = s
+    m.reset()
     gc.collect()
     free0 = gc.mem_free()
     m.invoke()
