@@ -135,6 +135,10 @@ class _Builder:
         shape = t.shape if t.shape else (1,)
         if len(shape) > 4:
             raise PackError(f"{where}: tensor {t.index} '{t.name}' has rank {len(shape)}; mpyml supports rank <= 4")
+        if int(np.prod(shape, dtype=np.float64)) * 8 >= 2**31:
+            raise PackError(f"{where}: tensor {t.index} '{t.name}' {shape} has "
+                            f"{int(np.prod(shape, dtype=np.float64)):,} elements: too large for a microcontroller "
+                            "(and for the format's 32-bit sizes); reduce the input resolution or the layer widths")
         if any(d <= 0 or d > 65535 for d in shape):
             raise PackError(f"{where}: tensor {t.index} '{t.name}' has unsupported shape {shape} "
                             "(dynamic or > 65535 dims)")
@@ -202,13 +206,21 @@ class _Builder:
         where = f"op #{op.index} {op.op}"
         from .lower import LOWERINGS
         handler = getattr(self, "_op_" + op.op.lower(), None) if op.op in _CORE_TFLITE else None
-        if handler is None and op.op in LOWERINGS:
-            LOWERINGS[op.op](self, op, where)
-            return
-        if handler is None:
+        if handler is None and op.op not in LOWERINGS:
             raise PackError(f"{where} is not supported by mpyml (supported: "
                             f"{', '.join(sorted(supported_tflite_ops()))}).")
-        handler(op, where)
+        try:
+            if handler is None:
+                LOWERINGS[op.op](self, op, where)
+            else:
+                handler(op, where)
+        except PackError:
+            raise
+        except (ValueError, OverflowError, ZeroDivisionError, FloatingPointError) as e:
+            # quantize.py refuses parameters TFLite's integer arithmetic cannot represent
+            raise PackError(f"{where}: {e}. The model's quantization parameters cannot be represented by "
+                            "TFLite's integer arithmetic: recalibrate with a representative dataset of real inputs "
+                            "(an untrained model or constant logits give degenerate scales)") from None
 
     def _fused(self, op: Operator, where: str, out: Tensor) -> tuple[int, int]:
         act = ACTIVATION.get(op.options.get("fusedActivationFunction", 0), "?")
@@ -437,6 +449,9 @@ def lower(model: TFLiteModel) -> PackedModel:
     if len(inputs) > 16 or len(outputs) > 16:
         raise PackError("at most 16 inputs and 16 outputs are supported")
     arena = plan_arena(b.tensors, b.ops, inputs, outputs, ALIGN_ARENA)
+    if arena >= 2**31:
+        raise PackError(f"the model needs {arena:,} bytes of activations: too large for any microcontroller; "
+                        "reduce the input resolution or the layer widths")
     pm = PackedModel(b.tensors, b.ops, inputs, outputs, arena)
     _layout_data(pm)
     return pm
