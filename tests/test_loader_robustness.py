@@ -30,7 +30,7 @@ import pytest
 
 import mpyml
 from conftest import shared_path, skip_or_fail
-from mpyml import paths
+from mpyml import paths, spec
 from mpyml.hostlib import (
     E_ALIGN,
     E_CRC,
@@ -814,3 +814,33 @@ def test_hostlib_api(hostlib: Path) -> None:
         hm.invoke([np.zeros(3, np.int8)])
     with pytest.raises(ValueError, match="1 inputs"):
         hm.invoke([])
+
+
+# the op families' records (corpus models made the ordinary way, one or more op families each)
+FAMILY_SEEDS = [("squeeze_excite", "int8"), ("inception_concat", "int8"), ("conv_ae_transpose", "float32"),
+                ("resize_bilinear", "uint8"), ("reshape_permute", "int8"), ("merge_min_max_sub", "int8"),
+                ("act_prelu", "int8"), ("zero_padding", "float32"), ("lstm_tfk", "int8"), ("mean_over_time", "int8")]
+
+
+def test_sanitizer_fuzz_op_families(fuzz_driver: Path, tmp_path: Path) -> None:
+    """The mutation driver over models of every op family (LUT, QUANTIZE/DEQUANTIZE, MUL/SUB/MIN/MAX, PRELU,
+    MEAN, CONCATENATION, STRIDED_COPY, PAD, RESIZE, TRANSPOSE_CONV, LSTM): no sanitizer report, no crash."""
+    from corpus import convert
+    seeds = []
+    ops_seen: set[str] = set()
+    for name, io in FAMILY_SEEDS:
+        mpk = mpyml.pack(convert.tflite(name, io))
+        p = tmp_path / f"{name}_{io}.mpk"
+        p.write_bytes(mpk)
+        seeds.append(str(p))
+        ops_seen |= {op.name for op in MpkFile(mpk).ops}
+    families = {spec.OPS_BY_NAME[n].family for n in ops_seen}
+    assert families == {"core", "elementwise", "shape", "reduce", "recurrent"}, families
+    r = run_driver(fuzz_driver, ["-s", "21", "-f", "300", "-F", "2000", "-m", "8000", "-T", "300", "-t", "90",
+                                 "-o", str(tmp_path), *seeds], timeout=400)
+    print(r.stdout[-3000:])
+    ph = parse_phases(r.stdout)
+    assert set(ph) == {"trunc", "align", "trunc_fix", "flip_raw", "flip_crc", "struct"}, r.stdout
+    assert ph["flip_crc"].accepted > 0 and ph["struct"].rejected.get("OP", 0) > 0, r.stdout
+    for p in ph.values():
+        assert p.invoked + p.skipped == p.accepted
