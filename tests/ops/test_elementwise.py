@@ -20,10 +20,11 @@ import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from mpyml import pack
-from mpyml.hostlib import HostModel, prepare_status
+from mpyml.hostlib import prepare_status
 from mpyml.lower.elementwise import affine_quantize, f32_to_key, key_to_f32, quantize_breakpoints
 from mpyml.mpk import MpkFile, with_crc
 from mpyml.spec import OPCODES
+from ops.engines import host_run, outputs_of
 from tflite_build import _Model, run_tflm
 
 N_CASES = 60
@@ -186,23 +187,6 @@ def scalar_case(op: str, rng: np.random.Generator) -> tuple[bytes, list[np.ndarr
 
 # ------------------------------------------------------------------ engines
 
-def _host_run(mpk: bytes, inputs: list[np.ndarray]) -> tuple[list[bytes], bytes]:
-    """C engine (host library): raw output bytes and the initial arena it ran on."""
-    hm = HostModel(mpk)
-    hm.arena[:] = 0
-    for t, x in zip(hm.inputs, inputs, strict=True):
-        raw = np.ascontiguousarray(x).view(np.uint8).reshape(-1)
-        assert raw.size == t.nbytes
-        hm.arena[t.offset:t.offset + t.nbytes] = raw
-    init = hm.arena.tobytes()
-    assert hm.invoke_status() == 0
-    return [hm.arena[t.offset:t.offset + t.nbytes].tobytes() for t in hm.outputs], init
-
-
-def _outputs_of(mpk: bytes, arena: bytes) -> list[bytes]:
-    return [arena[t.offset:t.offset + t.nbytes] for t in MpkFile(mpk).output_tensors()]
-
-
 def _raw(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a).tobytes()
 
@@ -216,7 +200,7 @@ def _check_cases(cases: list[tuple[str, bytes, list[np.ndarray]]], tmp: Path, ex
         names = [o.name for o in MpkFile(mpk).ops]
         assert names == [expect_ops.get(what, what.split(":")[0])], (what, names)
         ref = [_raw(o) for o in run_tflm(tfl, inputs)]
-        host, init = _host_run(mpk, inputs)
+        host, init = host_run(mpk, inputs)
         assert host == ref, f"{what}: host C engine differs from tflite-micro"
         refs.append(ref)
         dual.append((mpk, init))
@@ -224,8 +208,8 @@ def _check_cases(cases: list[tuple[str, bytes, list[np.ndarray]]], tmp: Path, ex
     check_dual(dual, results, "elementwise")
     for (what, _, _), (mpk, _), res, ref in zip(cases, dual, results, refs, strict=True):
         assert res["c"] == (0, 0, 0, 0) and res["v"] == (0, 0, 0, 0), (what, res["c"], res["v"])
-        assert _outputs_of(mpk, res["ac"]) == ref, f"{what}: natmod differs from tflite-micro"
-        assert _outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
+        assert outputs_of(mpk, res["ac"]) == ref, f"{what}: natmod differs from tflite-micro"
+        assert outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
 
 
 def test_unary_and_8bit_quantize(tmp_path: Path) -> None:
@@ -572,8 +556,8 @@ def test_viper_word_size_semantics(bits: int) -> None:
     bad = []
     for i, (tfl, inputs) in enumerate(cases):
         mpk = pack(tfl)
-        host, init = _host_run(mpk, inputs)
+        host, init = host_run(mpk, inputs)
         st, arena = _word_run(eng, mpk, init)
-        if st != (0, 0, 0, 0) or _outputs_of(mpk, arena) != host:
+        if st != (0, 0, 0, 0) or outputs_of(mpk, arena) != host:
             bad.append((i, MpkFile(mpk).ops[0].name, st))
     assert not bad, f"{bits}-bit words: {len(bad)}/{len(cases)} cases differ from C: {bad[:5]}"

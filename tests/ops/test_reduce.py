@@ -19,6 +19,7 @@ from mpyml import pack
 from mpyml.hostlib import HostModel, prepare_status
 from mpyml.mpk import MpkFile, with_crc
 from mpyml.spec import OPCODES
+from ops.engines import host_run, outputs_of
 from tflite_build import _Model, run_tflm
 
 N_CASES = 60
@@ -173,23 +174,6 @@ def transpose_conv_case(rng: np.random.Generator) -> tuple[str, bytes, list[np.n
 
 # ------------------------------------------------------------------ engines
 
-def _host_run(mpk: bytes, inputs: list[np.ndarray]) -> tuple[list[bytes], bytes]:
-    """C engine (host library): raw output bytes and the initial arena it ran on."""
-    hm = HostModel(mpk)
-    hm.arena[:] = 0
-    for t, x in zip(hm.inputs, inputs, strict=True):
-        raw = np.ascontiguousarray(x).view(np.uint8).reshape(-1)
-        assert raw.size == t.nbytes
-        hm.arena[t.offset:t.offset + t.nbytes] = raw
-    init = hm.arena.tobytes()
-    assert hm.invoke_status() == 0
-    return [hm.arena[t.offset:t.offset + t.nbytes].tobytes() for t in hm.outputs], init
-
-
-def _outputs_of(mpk: bytes, arena: bytes) -> list[bytes]:
-    return [arena[t.offset:t.offset + t.nbytes] for t in MpkFile(mpk).output_tensors()]
-
-
 def run_dual(cases: list[tuple[bytes, bytes]], tmp: Path, name: str) -> list[dict]:
     """test_viper_engine.run_dual, with both ctx buffers sized per model when the engine's
     ctx_size takes the model (the natmod's does; its DUAL script may still call ctx_size())."""
@@ -235,7 +219,7 @@ def _check_cases(cases: list[Case], tmp: Path, name: str) -> dict[str, int]:
         names = [o.name for o in MpkFile(mpk).ops]
         assert names == [what.split(":")[0]], (what, names)
         ref = _reference(tfl, inputs, case[3] if len(case) > 3 else None)
-        host, init = _host_run(mpk, inputs)
+        host, init = host_run(mpk, inputs)
         assert host == ref, f"{what}: host C engine differs from tflite-micro"
         refs.append(ref)
         dual.append((mpk, init))
@@ -246,8 +230,8 @@ def _check_cases(cases: list[Case], tmp: Path, name: str) -> dict[str, int]:
     for case, (mpk, _), res, ref in zip(cases, dual, results, refs, strict=True):
         what = case[0]
         assert res["c"] == (0, 0, 0, 0) and res["v"] == (0, 0, 0, 0), (what, res["c"], res["v"])
-        assert _outputs_of(mpk, res["ac"]) == ref, f"{what}: natmod differs from tflite-micro"
-        assert _outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
+        assert outputs_of(mpk, res["ac"]) == ref, f"{what}: natmod differs from tflite-micro"
+        assert outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
     return seen
 
 

@@ -19,11 +19,12 @@ import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from mpyml import pack
-from mpyml.hostlib import HostModel, prepare_status
+from mpyml.hostlib import prepare_status
 from mpyml.lower.shape import bilinear_table, nearest_index
 from mpyml.mpk import MpkFile, with_crc
 from mpyml.packer import PackError
 from mpyml.spec import OPCODES
+from ops.engines import host_run, outputs_of
 from tflite_build import _Model, run_tflm
 
 N_CASES = 60
@@ -274,23 +275,6 @@ def _raw(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a).tobytes()
 
 
-def _host_run(mpk: bytes, inputs: list[np.ndarray]) -> tuple[list[bytes], bytes]:
-    """C engine (host library): raw output bytes and the initial arena it ran on (random garbage)."""
-    hm = HostModel(mpk)
-    hm.arena[:] = np.frombuffer(np.random.default_rng(len(mpk)).bytes(hm.arena.size), np.uint8)
-    for t, x in zip(hm.inputs, inputs, strict=True):
-        raw = np.ascontiguousarray(x).view(np.uint8).reshape(-1)
-        assert raw.size == t.nbytes
-        hm.arena[t.offset:t.offset + t.nbytes] = raw
-    init = hm.arena.tobytes()
-    assert hm.invoke_status() == 0
-    return [hm.arena[t.offset:t.offset + t.nbytes].tobytes() for t in hm.outputs], init
-
-
-def _outputs_of(mpk: bytes, arena: bytes) -> list[bytes]:
-    return [arena[t.offset:t.offset + t.nbytes] for t in MpkFile(mpk).output_tensors()]
-
-
 def _check_cases(cases: list[Case], tmp: Path, name: str) -> None:
     from test_viper_engine import check_dual, run_dual
     dual: list[tuple[bytes, bytes]] = []
@@ -300,7 +284,7 @@ def _check_cases(cases: list[Case], tmp: Path, name: str) -> None:
         names = {o.name for o in MpkFile(mpk).ops}
         assert names <= {ENGINE_OP[what], "RESHAPE"}, (what, names)
         ref = [_raw(o) for o in run_tflm(tfl, inputs)]
-        host, init = _host_run(mpk, inputs)
+        host, init = host_run(mpk, inputs, garbage=True)
         assert host == ref, f"{what}: host C engine differs from tflite-micro"
         refs.append(ref)
         dual.append((mpk, init))
@@ -308,8 +292,8 @@ def _check_cases(cases: list[Case], tmp: Path, name: str) -> None:
     check_dual(dual, results, name)
     for (what, _, _), (mpk, _), res, ref in zip(cases, dual, results, refs, strict=True):
         assert res["c"] == (0, 0, 0, 0) and res["v"] == (0, 0, 0, 0), (what, res["c"], res["v"])
-        assert _outputs_of(mpk, res["ac"]) == ref, f"{what}: natmod differs from tflite-micro"
-        assert _outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
+        assert outputs_of(mpk, res["ac"]) == ref, f"{what}: natmod differs from tflite-micro"
+        assert outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
 
 
 def test_pad_and_concat(tmp_path: Path) -> None:
@@ -361,14 +345,14 @@ def test_keras_model_end_to_end(tmp_path: Path) -> None:
     for _ in range(4):
         x = rng.integers(-128, 128, size=(1, 12, 10, 3)).astype(np.int8)
         ref = [_raw(r) for r in run_tflm(tfl, [x])]
-        host, init = _host_run(mpk, [x])
+        host, init = host_run(mpk, [x], garbage=True)
         assert host == ref
         dual.append((mpk, init))
         refs.append(ref)
     results = run_dual(dual, tmp_path, "keras")
     check_dual(dual, results, "keras shape model")
     for res, ref in zip(results, refs, strict=True):
-        assert _outputs_of(mpk, res["av"]) == ref and _outputs_of(mpk, res["ac"]) == ref
+        assert outputs_of(mpk, res["av"]) == ref and outputs_of(mpk, res["ac"]) == ref
 
 
 def test_resize_tables_edges() -> None:
