@@ -36,6 +36,8 @@ VARIANTS: dict[str, list[str]] = {
     "O2": ["-O2"],
     "ubsan": UBSAN,
     "ubsan_v6m": [*UBSAN, "-DMPYML_ARITH_V6M"],    # the Cortex-M0 integer-only paths, on the host
+    "portable": ["-O2", "-DMPYML_NO_SIMD"],          # the C loops Cortex-M0/M3 run (no SSE2 / DSP helpers)
+    "dsp_emul": [*UBSAN, "-DMPYML_EMULATE_DSP"],     # the Cortex-M4/M7 DSP kernels over C models of SMLAD & co
 }
 
 N_RANDOM = {
@@ -349,6 +351,24 @@ def test_dilation_and_empty_windows(libs: dict[str, ctypes.CDLL]) -> None:
             _check_case(m, libs, rng, f"depthwise dm={oc} k={kernel} d={dil} s={stride}")
         m = tb.fully_connected_model(rng, (3, 11), oc, "NONE", per_channel=bool(oc % 2))
         _check_case(m, libs, rng, f"fc units={oc}")
+
+
+def test_simd_blocking_tails(libs: dict[str, ctypes.CDLL]) -> None:
+    """The SIMD paths' blocking and tails: SSE2 16/8-element runs and 8-channel depthwise, DSP 4-element
+    words and 4-channel depthwise, each followed by its scalar remainder (run lengths and channel counts
+    1..40), in every build variant (the SSE2 code in O2 / ubsan, the DSP code in dsp_emul)."""
+    rng = np.random.default_rng(17)
+    assert {"O2", "portable", "dsp_emul"} <= set(libs)
+    for c in range(1, 41):
+        m = tb.conv2d_model(rng, (1, 3, 4, c), 1 + c % 9, (1, 1), (1, 1), (1, 1), "VALID", "NONE")
+        _check_case(m, libs, rng, f"conv 1x1 in_c={c}")
+        m = tb.fully_connected_model(rng, (1, c), 1 + c % 7, "NONE", per_channel=bool(c % 2))
+        _check_case(m, libs, rng, f"fc depth={c}")
+        if c <= 24:
+            m = tb.depthwise_model(rng, (1, 4, 5, c), 1, (3, 3), (1, 1), (1, 1), "SAME", "NONE")
+            _check_case(m, libs, rng, f"depthwise 3x3 c={c}")
+            m = tb.conv2d_model(rng, (1, 4, 5, c), 5, (3, 2), (1, 1), (1, 1), "SAME", "RELU")
+            _check_case(m, libs, rng, f"conv 3x2 in_c={c}")
 
 
 # ------------------------------------------------------------------ memory safety (AddressSanitizer)

@@ -5,12 +5,14 @@
  * reference_integer_ops::ConvPerChannel) and mpyml_conv2d, the optimized entry point with identical
  * output: tap ranges clipped once per output pixel instead of a bounds test per tap, contiguous
  * (kw x C) runs when the dilation is 1, four output channels accumulated per input load, and a 1x1
- * fast path. Both compute acc = sum(w * (x + input_offset)) in int32 (the loader bounds
- * KH*KW*C <= 65536, so it cannot overflow), then bias (wrapping add), MultiplyByQuantizedMultiplier,
+ * fast path; the inner runs use SSE2 (x86-64) or SMLAD (Cortex-M4/M7) through simd.h. Both compute
+ * acc = sum(w * (x + input_offset)) in int32 (the loader bounds KH*KW*C <= 65536, so it cannot
+ * overflow), then bias (wrapping add), MultiplyByQuantizedMultiplier,
  * output offset and clamp, exactly as TFLite does.
  */
 #include "ops.h"
 #include "fixedpoint.h"
+#include "simd.h"
 
 void mpyml_conv2d_ref(const mpyml_conv_params_t *p,
     const mpyml_shape4_t *in_s, const int8_t *in,
@@ -94,7 +96,7 @@ static inline int8_t conv_finish(const mpyml_conv_params_t *p, int32_t acc, cons
     if (bias) {
         acc = mpyml_wrap_add(acc, bias[oc]);
     }
-    return mpyml_requant(acc, mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
+    return mpyml_requant_pos(acc, mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
 }
 
 /* The clipped window of one output pixel: n_rows x n_runs runs of `run` contiguous elements. */
@@ -107,6 +109,90 @@ typedef struct {
 
 /* acc[k] = sum over the window of (x + off) * w_k, for the 4 output channels whose filters start
  * w_oc_off + k * w_stride elements after win->w: one input load feeds four multiply-adds. */
+#if defined(MPYML_SIMD_SSE2)
+static inline void conv_window_dot4(const conv_window_t *win, int32_t w_oc_off, int32_t w_stride,
+    int32_t off, int32_t *acc)
+{
+    const __m128i voff = _mm_set1_epi16((short)off);
+    __m128i v[4];
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, r, k, i;
+    v[0] = v[1] = v[2] = v[3] = _mm_setzero_si128();
+    for (r = 0; r < win->n_rows; r++) {
+        for (k = 0; k < win->n_runs; k++) {
+            const int8_t *x = win->x + r * win->x_row_step + k * win->x_run_step;
+            const int8_t *w0 = win->w + w_oc_off + r * win->w_row_step + k * win->w_run_step;
+            const int8_t *w1 = w0 + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+            for (i = mpyml_sse2_run4(x, w0, w_stride, win->run, voff, v); i < win->run; i++) {
+                const int32_t xv = x[i] + off;
+                a0 += xv * w0[i];
+                a1 += xv * w1[i];
+                a2 += xv * w2[i];
+                a3 += xv * w3[i];
+            }
+        }
+    }
+    _mm_storeu_si128((__m128i *)(void *)acc, mpyml_sse2_hsum4(v[0], v[1], v[2], v[3]));
+    acc[0] += a0;
+    acc[1] += a1;
+    acc[2] += a2;
+    acc[3] += a3;
+}
+
+static inline int32_t conv_window_dot1(const conv_window_t *win, int32_t w_oc_off, int32_t off)
+{
+    const __m128i voff = _mm_set1_epi16((short)off);
+    __m128i v = _mm_setzero_si128();
+    int32_t r, k, i, acc = 0;
+    for (r = 0; r < win->n_rows; r++) {
+        for (k = 0; k < win->n_runs; k++) {
+            const int8_t *x = win->x + r * win->x_row_step + k * win->x_run_step;
+            const int8_t *w = win->w + w_oc_off + r * win->w_row_step + k * win->w_run_step;
+            for (i = mpyml_sse2_run1(x, w, win->run, voff, &v); i < win->run; i++) {
+                acc += (x[i] + off) * w[i];
+            }
+        }
+    }
+    return acc + mpyml_sse2_hsum1(v);
+}
+#elif defined(MPYML_SIMD_DSP)
+static inline void conv_window_dot4(const conv_window_t *win, int32_t w_oc_off, int32_t w_stride,
+    int32_t off, int32_t *acc)
+{
+    const uint32_t off2 = mpyml_dsp_off2(off);
+    int32_t r, k, i;
+    acc[0] = acc[1] = acc[2] = acc[3] = 0;
+    for (r = 0; r < win->n_rows; r++) {
+        for (k = 0; k < win->n_runs; k++) {
+            const int8_t *x = win->x + r * win->x_row_step + k * win->x_run_step;
+            const int8_t *w0 = win->w + w_oc_off + r * win->w_row_step + k * win->w_run_step;
+            const int8_t *w1 = w0 + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+            for (i = mpyml_dsp_run4(x, w0, w_stride, win->run, off2, acc); i < win->run; i++) {
+                const int32_t xv = x[i] + off;
+                acc[0] += xv * w0[i];
+                acc[1] += xv * w1[i];
+                acc[2] += xv * w2[i];
+                acc[3] += xv * w3[i];
+            }
+        }
+    }
+}
+
+static inline int32_t conv_window_dot1(const conv_window_t *win, int32_t w_oc_off, int32_t off)
+{
+    const uint32_t off2 = mpyml_dsp_off2(off);
+    int32_t r, k, i, acc = 0;
+    for (r = 0; r < win->n_rows; r++) {
+        for (k = 0; k < win->n_runs; k++) {
+            const int8_t *x = win->x + r * win->x_row_step + k * win->x_run_step;
+            const int8_t *w = win->w + w_oc_off + r * win->w_row_step + k * win->w_run_step;
+            for (i = mpyml_dsp_run1(x, w, win->run, off2, &acc); i < win->run; i++) {
+                acc += (x[i] + off) * w[i];
+            }
+        }
+    }
+    return acc;
+}
+#else
 static inline void conv_window_dot4(const conv_window_t *win, int32_t w_oc_off, int32_t w_stride,
     int32_t off, int32_t *acc)
 {
@@ -144,6 +230,8 @@ static inline int32_t conv_window_dot1(const conv_window_t *win, int32_t w_oc_of
     return acc;
 }
 
+#endif
+
 /* Requantize the accumulators of output channels oc..oc+3 into out[oc..oc+3]. */
 static inline void conv_store4(const mpyml_conv_params_t *p, const int32_t *acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int32_t oc, int8_t *out)
@@ -179,7 +267,7 @@ static void conv_1x1(const mpyml_conv_params_t *p, const mpyml_shape4_t *in_s, c
                     conv_store4(p, acc, bias, mult, shift, oc, out);
                 }
                 for (; oc < out_c; oc++) {
-                    const int32_t acc1 = conv_dot1(win.x, filter + oc * in_c, in_c, off);
+                    const int32_t acc1 = conv_window_dot1(&win, oc * in_c, off);
                     out[oc] = conv_finish(p, acc1, bias, mult, shift, oc);
                 }
                 out += out_c;

@@ -143,6 +143,29 @@ static inline int8_t mpyml_requant(int32_t acc, int32_t mult, int32_t shift, int
     return (int8_t)mpyml_clamp(v, act_min, act_max);
 }
 
+/* mpyml_requant for a multiplier the loader has validated to 0..2^31-1 (conv / depthwise / FC
+ * mult operands): INT32_MIN * INT32_MIN cannot occur, so SaturatingRoundingDoublingHighMul needs no
+ * saturation test, and the left / right shift split is one branch. Same result as mpyml_requant. */
+static inline int8_t mpyml_requant_pos(int32_t acc, int32_t mult, int32_t shift, int32_t out_off,
+    int32_t act_min, int32_t act_max)
+{
+    int32_t v, right = 0;
+    if (shift > 0) {
+        acc = mpyml_wrap_shl(acc, (int)shift);
+    } else {
+        right = -shift;
+    }
+#if defined(MPYML_ARITH_V6M)
+    v = mpyml_srdhm(acc, mult);
+#else
+    /* |acc * mult| < 2^62: the shifted sum fits int32 */
+    v = (int32_t)(((int64_t)acc * mult + ((int64_t)1 << 30)) >> 31);
+#endif
+    v = mpyml_rdbpot(v, (int)right);
+    v = (int32_t)((uint32_t)v + (uint32_t)out_off);
+    return (int8_t)mpyml_clamp(v, act_min, act_max);
+}
+
 /* ---- gemmlowp FixedPoint<int32, N> subset used by softmax (raw int32 values) ---- */
 
 /* SaturatingRoundingMultiplyByPOT<exponent> for exponent > 0: saturating left shift. */

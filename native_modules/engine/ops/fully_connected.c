@@ -5,11 +5,12 @@
  * FullyConnectedPerChannel; the filter zero point is 0, so both reduce to the same loop) and
  * mpyml_fully_connected, the optimized entry point with identical output: four output rows are
  * accumulated per input load (one (x + input_offset) feeds four multiply-adds) with the per-row
- * pointers hoisted. acc = sum(w * (x + input_offset)) in int32 (K <= 65536 cannot overflow), then
+ * pointers hoisted, the rows vectorized with SSE2 (x86-64) or SMLAD (Cortex-M4/M7) through simd.h. acc = sum(w * (x + input_offset)) in int32 (K <= 65536 cannot overflow), then
  * bias (wrapping add), MultiplyByQuantizedMultiplier, output offset and clamp, exactly as TFLite.
  */
 #include "ops.h"
 #include "fixedpoint.h"
+#include "simd.h"
 
 void mpyml_fully_connected_ref(const mpyml_fc_params_t *p, int32_t batches, int32_t in_depth,
     int32_t out_depth, const int8_t *in, const int8_t *filter, const int32_t *bias,
@@ -43,7 +44,7 @@ static inline int8_t fc_finish(const mpyml_fc_params_t *p, int32_t acc, const in
     if (bias) {
         acc = mpyml_wrap_add(acc, bias[oc]);
     }
-    return mpyml_requant(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
+    return mpyml_requant_pos(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
 }
 
 void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t in_depth,
@@ -58,7 +59,30 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
             const int8_t *w0 = filter + oc * in_depth;
             const int8_t *w1 = w0 + in_depth, *w2 = w1 + in_depth, *w3 = w2 + in_depth;
             int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-            for (d = 0; d < in_depth; d++) {
+            d = 0;
+#if defined(MPYML_SIMD_SSE2)
+            {
+                __m128i v[4];
+                int32_t acc[4];
+                v[0] = v[1] = v[2] = v[3] = _mm_setzero_si128();
+                d = mpyml_sse2_run4(x, w0, in_depth, in_depth, _mm_set1_epi16((short)off), v);
+                _mm_storeu_si128((__m128i *)(void *)acc, mpyml_sse2_hsum4(v[0], v[1], v[2], v[3]));
+                a0 = acc[0];
+                a1 = acc[1];
+                a2 = acc[2];
+                a3 = acc[3];
+            }
+#elif defined(MPYML_SIMD_DSP)
+            {
+                int32_t acc[4] = {0, 0, 0, 0};
+                d = mpyml_dsp_run4(x, w0, in_depth, in_depth, mpyml_dsp_off2(off), acc);
+                a0 = acc[0];
+                a1 = acc[1];
+                a2 = acc[2];
+                a3 = acc[3];
+            }
+#endif
+            for (; d < in_depth; d++) {
                 const int32_t xv = x[d] + off;
                 a0 += xv * w0[d];
                 a1 += xv * w1[d];
@@ -73,7 +97,17 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
         for (; oc < out_depth; oc++) {
             const int8_t *w = filter + oc * in_depth;
             int32_t a = 0;
-            for (d = 0; d < in_depth; d++) {
+            d = 0;
+#if defined(MPYML_SIMD_SSE2)
+            {
+                __m128i v = _mm_setzero_si128();
+                d = mpyml_sse2_run1(x, w, in_depth, _mm_set1_epi16((short)off), &v);
+                a = mpyml_sse2_hsum1(v);
+            }
+#elif defined(MPYML_SIMD_DSP)
+            d = mpyml_dsp_run1(x, w, in_depth, mpyml_dsp_off2(off), &a);
+#endif
+            for (; d < in_depth; d++) {
                 a += (x[d] + off) * w[d];
             }
             out[oc] = fc_finish(p, a, bias, mult, shift, per_channel, oc);
