@@ -26,7 +26,7 @@ ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c
 ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h native_modules/engine/pre/*.h native_modules/engine/sign/*.h)
 
 .PHONY: all spec corpus setup demo test test-fast natmods viper hostlib sanitize bench soak lint fuzz fuzz-long clean distclean
-.PHONY: wheel test-pip qat-demo
+.PHONY: wheel test-pip qat-demo mpport mpport-test test-qemu
 
 all: natmods
 
@@ -129,10 +129,20 @@ test-pip: setup natmods viper hostlib $(WHEELS)/.ok
 demo: setup natmods
 	$(VENV)/bin/python models/digits/demo.py
 
-test: setup natmods viper hostlib sanitize $(WHEELS)/.ok
+test: setup natmods viper hostlib sanitize $(WHEELS)/.ok mpport-test
 	$(PY) tools/gen_spec.py --check
 	$(VENV)/bin/ruff check host tests tools models
 	$(VENV)/bin/python -m pytest -n 2 -q tests
+
+# MicroPython port of our own for QEMU's Cortex-M boards (native_modules/mpport; `mpyml board start --cpu`).
+# make test builds the two CPUs it tests (m4, m0: ~30 s from scratch); make test-qemu all four + their tests.
+MPPORT_CPUS ?= m0 m3 m4 m7
+mpport: setup
+	+@for c in $(MPPORT_CPUS); do $(MAKE) -s --no-print-directory -C native_modules/mpport CPU=$$c -j2 || exit 1; done
+mpport-test: setup
+	+@$(MAKE) --no-print-directory mpport MPPORT_CPUS="m4 m0"
+test-qemu: setup natmods viper mpport
+	MPYML_QEMU_ALL=1 $(PY) -m pytest -q -n 2 tests/test_qemu_port.py
 
 bench: setup natmods
 	$(VENV)/bin/mpyml bench

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 # Modules that contribute sub-commands through add_commands(subparsers).
-COMMAND_MODULES = ("mpyml.bench", "mpyml.deploy", "mpyml.board", "mpyml.flash")
+COMMAND_MODULES = ("mpyml.bench", "mpyml.deploy", "mpyml.board", "mpyml.flash", "mpyml.convert",
+                   "mpyml.sign")
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
@@ -23,9 +24,13 @@ def cmd_pack(args: argparse.Namespace) -> int:
     except PackError as e:
         print(f"mpyml pack: {src}: {e}", file=sys.stderr)
         return 2
+    mpk = data
+    if args.sign:
+        from .sign import load_private, sign_mpk
+        data = sign_mpk(data, load_private(args.sign))
     out.write_bytes(data)
     from .inspect_model import inspect_model
-    info = inspect_model(data)
+    info = inspect_model(mpk)
     print(f"packed {src} ({src.stat().st_size:,} B) -> {out} ({len(data):,} B): {info['ops']} ops, "
           f"{info['macs']:,} MACs, arena {info['arena_bytes']:,} B, weights {info['weights_bytes']:,} B")
     return 0
@@ -36,7 +41,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .packer import PackError
     data = Path(args.model).read_bytes()
     try:
-        print(inspect_json(data) if args.json else format_table(inspect_model(data)))
+        info = inspect_model(data)
+        print(inspect_json(data) if args.json else format_table(info))
+        if getattr(args, "plot", None):
+            from .inspect_model import plot_memory
+            try:
+                plot_memory(info, args.plot, f"{Path(args.model).name}: live arena bytes per op")
+            except ImportError:
+                print("mpyml inspect: --plot needs matplotlib: .venv/bin/pip install -r requirements.lock",
+                      file=sys.stderr)
+                return 2
+            except OSError as e:
+                print(f"mpyml inspect: cannot write {args.plot}: {e.strerror}", file=sys.stderr)
+                return 2
+            print(f"wrote {args.plot}", file=sys.stderr)
     except (PackError, ValueError) as e:
         if data[4:8] == b"TFL3" and not args.json:
             from .inspect_model import tflite_ops_table
@@ -97,10 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pack", help="pack an int8 .tflite into an mpyml .mpk")
     p.add_argument("model")
     p.add_argument("-o", "--output", help="output path (default: MODEL.mpk)")
+    p.add_argument("--sign", metavar="KEY", help="append an Ed25519 signature made with KEY (`mpyml keygen`)")
     p.set_defaults(func=cmd_pack)
     p = sub.add_parser("inspect", help="per-layer table of a .tflite or .mpk")
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="PNG", help="also draw the live arena bytes per op into PNG (matplotlib)")
     p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("run", help="run a model on the MicroPython unix port through the native module")
     p.add_argument("model", help=".mpk (or .tflite, packed first)")

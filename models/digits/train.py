@@ -3,7 +3,8 @@
     .venv/bin/python models/digits/train.py [--force]
 
 Writes build/demo/digits_int8.tflite (int8 input and output, post-training full-integer quantization with a
-representative dataset) and build/demo/digits_meta.json (float test accuracy, quantization, cache key).
+representative dataset, through `mpyml.convert`) and build/demo/digits_meta.json (float test accuracy,
+quantization, cache key).
 Offline (load_digits ships with scikit-learn), deterministic (fixed seeds, deterministic ops, fixed split)
 and cached: nothing is retrained when the .tflite exists and this script is unchanged.
 
@@ -114,7 +115,9 @@ def train(verbose: bool = True) -> dict[str, Any]:
         probs = model.predict(x_test, batch_size=256, verbose=0)
     float_acc = float(np.mean(np.argmax(probs, axis=1) == y_test))
 
-    tflite = U.to_int8_tflite(tf, model, x_train[:N_REPRESENTATIVE])
+    import mpyml  # mpyml.convert: TensorFlow's full-integer PTQ (the hand-written flow, same bytes) + pack
+
+    tflite = mpyml.convert(model, x_train[:N_REPRESENTATIVE], io="int8", sqnr=False, progress=verbose).tflite
 
     meta = {
         "script_sha256": script_hash(),
