@@ -28,12 +28,31 @@ CASES = [(name, io) for name in ARCHITECTURES for io in IO_TYPES]
 # TFLite's own reference kernels). For those models the oracle is TFLite's reference-kernel interpreter
 # (the same integer arithmetic); mpyml fuses the pattern into one dilated conv, which tflite-micro runs right.
 _TFLM_WRONG = {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
+# tflite-micro has no TILE kernel (Keras 3 UpSampling2D with a fixed batch converts to RESHAPE/TILE chains, which
+# mpyml rewrites into RESIZE_NEAREST_NEIGHBOR): TFLite's reference TILE kernel is the oracle. Its reference
+# resolver registers TILE up to an older op version than the converter writes; the kernel is the same one.
+_TFLM_LACKS = {"TILE"}
+
+
+def _tile_v1(tfl: bytes) -> bytes:
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    m = schema.ModelT.InitFromPackedBuf(bytearray(tfl), 0)
+    for oc in m.operatorCodes:
+        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == schema.BuiltinOperator.TILE:
+            oc.version = 1
+    b = flatbuffers.Builder(len(tfl) + 1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 def reference(tfl: bytes, sample: list[np.ndarray]) -> list[np.ndarray]:
-    if not _TFLM_WRONG & set(op_names(tfl)):
+    names = set(op_names(tfl))
+    if not (_TFLM_WRONG | _TFLM_LACKS) & names:
         return run_tflm(tfl, sample)
     import tensorflow as tf
+    if _TFLM_LACKS & names:
+        tfl = _tile_v1(tfl)
     it = tf.lite.Interpreter(model_content=tfl,
                              experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     it.allocate_tensors()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -26,11 +27,12 @@ import numpy as np
 import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from conftest import skip_or_fail
 from mpyml import paths
 from mpyml.graph import cleanup, unsupported_report
 from mpyml.inspect_model import format_table, inspect_model
 from mpyml.packer import PackError, pack, supported_tflite_ops
-from mpyml.tflite_model import ACTIVATION, TFLiteModel, read_tflite
+from mpyml.tflite_model import ACTIVATION, Operator, Tensor, TFLiteModel, read_tflite
 from mpyml.tflite_write import write_tflite
 from tflite_build import _Model, run_tflm
 
@@ -93,6 +95,23 @@ def m_upsample1d(k: Any) -> Any:
                 L.MaxPooling1D(2))
 
 
+def m_upsample_batch1(k: Any) -> Any:
+    # a fixed batch of 1: Keras 3 UpSampling2D becomes RESHAPE (rank 5) -> TILE -> RESHAPE -> TILE -> RESHAPE
+    L = k.layers
+    x = k.Input((4, 6, 3), batch_size=1)
+    a = L.MaxPooling2D(2, strides=1, padding="same")(x)
+    b = L.MaxPooling2D(3, strides=1, padding="same")(L.UpSampling2D(2)(a))
+    c = L.MaxPooling2D(2, strides=2)(L.UpSampling2D((2, 3))(a))
+    d = L.MaxPooling2D(2, strides=1, padding="same")(L.UpSampling2D((3, 1))(L.UpSampling2D(2)(a)))
+    return k.Model(x, [b, c, d])
+
+
+def m_upsample1d_batch1(k: Any) -> Any:
+    L = k.layers
+    x = k.Input((10, 3), batch_size=1)
+    return k.Model(x, L.MaxPooling1D(2)(L.UpSampling1D(3)(L.MaxPooling1D(2, strides=1, padding="same")(x))))
+
+
 def m_relu(k: Any) -> Any:
     # the converter fuses a ReLU into ADD, then moves Reshape's ReLU before the RESHAPE: a standalone RELU
     L = k.layers
@@ -132,6 +151,7 @@ BUILDERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "dilated1d": (m_dilated1d, "keras"), "upsample": (m_upsample, "keras"), "upsample1d": (m_upsample1d, "keras"),
     "relu": (m_relu, "keras"), "zeropad": (m_zeropad, "keras"), "elu": (m_elu, "keras"),
     "tfk": (m_tfk, "tf_keras"), "tfk_conv1d": (m_tfk_conv1d, "tf_keras"),
+    "upsample_batch1": (m_upsample_batch1, "keras"), "upsample1d_batch1": (m_upsample1d_batch1, "keras"),
 }
 
 
@@ -194,7 +214,7 @@ def converted(name: str) -> tuple[bytes, dict[str, np.ndarray]]:
     """(.tflite bytes, {x<i>: input, y<i>_<j>: TFLite output j}) of model `name`, cached."""
     builder, framework = BUILDERS[name]
     if importlib.util.find_spec(framework) is None:
-        pytest.skip(f"{framework} is not installed")
+        skip_or_fail(f"{framework} is not installed")
     key = hashlib.sha256((CACHE_VERSION + inspect.getsource(builder) + inspect.getsource(_convert) +
                           importlib.metadata.version("tensorflow")).encode()).hexdigest()[:16]
     tfl_p, ref_p = CACHE / f"{name}-{key}.tflite", CACHE / f"{name}-{key}.npz"
@@ -222,6 +242,42 @@ def tflm_outputs(tfl: bytes, x: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(y).reshape(-1) for y in run_tflm(tfl, [x])]
 
 
+def unfold_lut8(m: TFLiteModel) -> TFLiteModel:
+    """`m` with every MPYML_LUT8 pseudo-op as tflite-micro ops doing the same lookup (CAST, ADD 128, GATHER
+    from the table), so a cleaned model can be run by tflite-micro."""
+    tensors = list(m.tensors)
+    ops: list[Operator] = []
+
+    def new(name: str, shape: tuple[int, ...], dtype: str, data: np.ndarray | None = None,
+            like: Tensor | None = None) -> int:
+        t = Tensor(len(tensors), name, tuple(shape), dtype, data,
+                   like.scales.copy() if like is not None else np.zeros(0, np.float32),
+                   like.zero_points.copy() if like is not None else np.zeros(0, np.int64), 0)
+        tensors.append(t)
+        return t.index
+
+    for o in m.operators:
+        if o.op != "MPYML_LUT8":
+            ops.append(o)
+            continue
+        x, t, y = tensors[o.inputs[0]], tensors[o.inputs[1]], tensors[o.outputs[0]]
+        table = np.asarray(t.data).reshape(256)
+        xi = x.index
+        if x.dtype == "UINT8":      # tflite-micro has no CAST from uint8: x - 128 as int8 (same scale)
+            xi = new(f"{x.name}/s8", x.shape, "INT8", like=x)
+            tensors[xi] = dataclasses.replace(tensors[xi], zero_points=x.zero_points - 128)
+            ops.append(Operator(o.index, "QUANTIZE", 1, [x.index], [xi], {}))
+        else:
+            table = np.roll(table, 128)        # entry x + 128 holds table[x & 0xFF]
+        i32 = new(f"{x.name}/i32", x.shape, "INT32")
+        off = new(f"{x.name}/128", (1,), "INT32", np.array([128], np.int32))
+        idx = new(f"{x.name}/idx", x.shape, "INT32")
+        p = new(f"{y.name}/params", (256,), y.dtype, table.copy(), like=y)
+        ops += [Operator(o.index, "CAST", 1, [xi], [i32], {}), Operator(o.index, "ADD", 1, [i32, off], [idx], {}),
+                Operator(o.index, "GATHER", 1, [p, idx], [y.index], {"axis": 0})]
+    return TFLiteModel(tensors, ops, list(m.inputs), list(m.outputs), m.description)
+
+
 def check_exact(name: str, tflm_original_ok: bool = True) -> tuple[TFLiteModel, TFLiteModel, list[str]]:
     """Clean model `name`; its rewritten .tflite under tflite-micro must match TFLite on the original."""
     tfl, ref = converted(name)
@@ -233,7 +289,7 @@ def check_exact(name: str, tflm_original_ok: bool = True) -> tuple[TFLiteModel, 
     assert all(a.shape == b.shape and (a.data is None) == (b.data is None) for a, b in
                zip(original.tensors, before.tensors, strict=True))
     assert [o.inputs for o in original.operators] == [o.inputs for o in before.operators]
-    out_tfl = write_tflite(cleaned)
+    out_tfl = write_tflite(unfold_lut8(cleaned))
     n_out = len(original.outputs)
     for i in range(N_INPUTS):
         x = ref[f"x{i}"]
@@ -357,17 +413,120 @@ def test_tf_keras_models() -> None:
     assert not {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "EXPAND_DIMS", "SQUEEZE"} & set(ops_of(clean))
 
 
-def test_elu_in_float_is_named() -> None:
+def test_upsampling2d_fixed_batch_becomes_resize_nearest() -> None:
+    # Keras 3 with Input(batch_size=1): RESHAPE to rank 5 -> TILE -> RESHAPE -> TILE -> RESHAPE, the middle
+    # RESHAPE merging one axis and splitting the next; the converter shares the first repeat between layers
+    orig, clean, notes = check_exact("upsample_batch1", tflm_original_ok=False)
+    assert "TILE" in ops_of(orig) and any(len(t.shape) == 5 for t in orig.tensors)
+    assert ops_of(clean).count("RESIZE_NEAREST_NEIGHBOR") == 3
+    assert not {"TILE", "RESHAPE", "BROADCAST_TO"} & set(ops_of(clean))
+    rs = [o for o in clean.operators if o.op == "RESIZE_NEAREST_NEIGHBOR"]
+    assert all(o.options == {"alignCorners": False, "halfPixelCenters": False} for o in rs)
+    # the size input is the output's H, W; UpSampling2D(2) then (3, 1) is one resize x6 x2
+    for o in rs:
+        assert clean.tensors[o.inputs[1]].data.tolist() == list(clean.tensors[o.outputs[0]].shape[1:3])
+    assert sorted(clean.tensors[o.inputs[1]].data.tolist() for o in rs) == [[8, 12], [8, 18], [24, 12]]
+    assert sum("with a fixed batch) by RESIZE_NEAREST_NEIGHBOR" in n for n in notes) == 3, notes
+    pack(write_tflite(clean))
+    orig, clean, notes = check_exact("upsample1d_batch1", tflm_original_ok=False)
+    assert "TILE" in ops_of(orig) and "TILE" not in ops_of(clean)
+    assert "RESIZE_NEAREST_NEIGHBOR" in ops_of(clean)
+
+
+def test_elu_in_float_folded_to_lookup_table() -> None:
+    # the converter leaves ELU in float: DEQUANTIZE -> ELU -> QUANTIZE, one lookup table computed by tflite-micro
+    orig, clean, notes = check_exact("elu")
+    assert ["DEQUANTIZE", "ELU", "QUANTIZE"] == [o for o in ops_of(orig) if o in ("DEQUANTIZE", "ELU", "QUANTIZE")]
+    assert ops_of(clean) == ["CONV_2D", "MPYML_LUT8", "RESHAPE", "FULLY_CONNECTED"]
+    lut = clean.operators[1]
+    table = clean.tensors[lut.inputs[1]]
+    assert table.dtype == "INT8" and table.data is not None and table.data.shape == (256,)
+    first = next(o.index for o in orig.operators if o.op == "DEQUANTIZE")
+    assert lut.index == first
+    assert f"folded float ELU between DEQUANTIZE/QUANTIZE (ops #{first}-#{first + 2}) into an int8 lookup table" \
+        in notes, notes
+    assert unsupported_report(clean, supported_tflite_ops()) is None
     tfl, _ = converted("elu")
-    clean, _ = cleanup(read_tflite(tfl))
-    rep = unsupported_report(clean, supported_tflite_ops() - {"ELU", "DEQUANTIZE", "QUANTIZE"})
+    from mpyml.packer import OPCODES, pack_model
+    pm = pack_model(tfl)
+    assert any("folded float ELU" in n for n in pm.notes)
+    assert [op.opcode for op in pm.ops].count(OPCODES["LUT"]) == 1
+
+
+def _float_island(*ops: tuple[str, float | None], xq: tuple[str, float, int] = ("INT8", 0.05, -3),
+                  yq: tuple[str, float, int] = ("INT8", 0.04, 5), shape: tuple[int, ...] = (1, 4, 4, 2),
+                  extra_output: bool = False) -> tuple[bytes, int]:
+    """x -> DEQUANTIZE -> float ops (name, scalar constant or None) -> QUANTIZE -> y; (tflite, first float)."""
+    b = _Model()
+    x = b.tensor("x", shape, xq[0], xq[1], xq[2])
+    f = b.tensor("f0", shape, "FLOAT32")
+    b.op("DEQUANTIZE", [x], [f])
+    first = f
+    for k, (name, c) in enumerate(ops):
+        g = b.tensor(f"f{k + 1}", shape, "FLOAT32")
+        if c is None:
+            b.op(name, [f], [g])
+        else:
+            kt = b.tensor(f"k{k}", (1,), "FLOAT32", data=np.array([c], np.float32))
+            opt_t, opt = {"MUL": ("MulOptions", schema.MulOptionsT), "ADD": ("AddOptions", schema.AddOptionsT),
+                          "SUB": ("SubOptions", schema.SubOptionsT)}[name]
+            b.op(name, [kt, f] if name == "MUL" else [f, kt], [g], opt(),
+                 getattr(schema.BuiltinOptions, opt_t))
+        f = g
+    y = b.tensor("y", shape, yq[0], yq[1], yq[2])
+    b.op("QUANTIZE", [f], [y])
+    return b.finish([x], [y, first] if extra_output else [y]), first
+
+
+@pytest.mark.parametrize("xq", [("INT8", 0.05, -3), ("UINT8", 0.03, 140)])
+def test_float_chain_folded_to_one_table(xq: tuple[str, float, int], natmod_x64: Path) -> None:
+    tfl, _ = _float_island(("MUL", 1.7), ("TANH", None), ("ADD", -0.25), ("ELU", None), ("SUB", 0.125),
+                           ("ABS", None), xq=xq, shape=(1, 8, 32))
+    clean, notes = cleanup(read_tflite(tfl))
+    assert ops_of(clean) == ["MPYML_LUT8"]
+    assert notes[0] == ("folded float MUL→TANH→ADD→ELU→SUB→ABS between DEQUANTIZE/QUANTIZE (ops #0-#7) "
+                        "into an int8 lookup table")
+    _same_under_tflm(tfl, clean, (1, 8, 32), np.int8 if xq[0] == "INT8" else np.uint8)
+    # every input byte, through tflite-micro on the original and both engines on the packed model
+    from mpyml.unix_port import run_batch
+    xs = np.arange(256, dtype=np.uint8).view(np.int8 if xq[0] == "INT8" else np.uint8)
+    sample = [xs.reshape(1, 8, 32), xs[::-1].reshape(1, 8, 32).copy()]
+    mpk = pack(tfl)
+    for engine in ("c", "viper"):
+        r = run_batch(mpk, [[s] for s in sample], engine=engine)
+        for got, s in zip(r.batch, sample, strict=True):
+            assert np.array_equal(got[0].reshape(-1), tflm_outputs(tfl, s)[0]), engine
+
+
+def test_float_chain_not_folded_when_unsafe() -> None:
+    # a float tensor inside is also a model output
+    tfl, _ = _float_island(("ELU", None), extra_output=True)
+    assert ops_of(cleanup(read_tflite(tfl))[0]) == ["DEQUANTIZE", "ELU", "QUANTIZE"]
+    # DEQUANTIZE -> QUANTIZE with nothing between is a requantization, not an island
+    tfl, _ = _float_island()
+    assert ops_of(cleanup(read_tflite(tfl))[0]) == ["DEQUANTIZE", "QUANTIZE"]
+    # MUL by a tensor that is not a scalar constant
+    b = _Model()
+    x = _q(b, "x", (1, 4))
+    f, g = b.tensor("f", (1, 4), "FLOAT32"), b.tensor("g", (1, 4), "FLOAT32")
+    k = b.tensor("k", (4,), "FLOAT32", data=np.array([1, 2, 3, 4], np.float32))
+    y = _q(b, "y", (1, 4))
+    b.op("DEQUANTIZE", [x], [f])
+    b.op("MUL", [f, k], [g], schema.MulOptionsT(), schema.BuiltinOptions.MulOptions)
+    b.op("QUANTIZE", [g], [y])
+    assert ops_of(cleanup(read_tflite(b.finish([x], [y])))[0]) == ["DEQUANTIZE", "MUL", "QUANTIZE"]
+
+
+def test_float_op_tflm_cannot_run_is_named() -> None:
+    # tflite-micro has no float SIGN kernel: no table, the chain stays and the report names the float op
+    tfl, _ = _float_island(("SIGN", None))
+    clean, notes = cleanup(read_tflite(tfl))
+    assert ops_of(clean) == ["DEQUANTIZE", "SIGN", "QUANTIZE"] and not notes
+    rep = unsupported_report(clean, supported_tflite_ops())
     assert rep is not None
-    elu = next(o for o in clean.operators if o.op == "ELU")
-    assert f"op #{elu.index} ELU runs in float32 inside an int8 model: the converter could not quantize it" in rep
-    assert "DEQUANTIZE ×1" in rep and "QUANTIZE ×1" in rep
-    if not {"ELU", "DEQUANTIZE", "QUANTIZE"} <= supported_tflite_ops():
-        with pytest.raises(PackError, match="ELU runs in float32"):
-            pack(tfl)
+    assert "op #1 SIGN runs in float32 inside an int8 model: the converter could not quantize it" in rep
+    with pytest.raises(PackError, match="SIGN runs in float32"):
+        pack(tfl)
 
 
 # ------------------------------------------------------------------ synthetic graphs (no TensorFlow)
@@ -390,11 +549,11 @@ def _conv(b: _Model, rng: np.random.Generator, x: int, y: int, c_in: int, c_out:
     b.op("CONV_2D", [x, f, bias], [y], _conv_opts(act), schema.BuiltinOptions.Conv2DOptions)
 
 
-def _same_under_tflm(tfl: bytes, clean: TFLiteModel, shape: tuple[int, ...]) -> None:
+def _same_under_tflm(tfl: bytes, clean: TFLiteModel, shape: tuple[int, ...], dtype: Any = np.int8) -> None:
     rng = np.random.default_rng(7)
     for _ in range(4):
-        x = rng.integers(-128, 128, size=shape).astype(np.int8)
-        a, b = tflm_outputs(tfl, x), tflm_outputs(write_tflite(clean), x)
+        x = rng.integers(0, 256, size=shape).astype(np.uint8).view(dtype)
+        a, b = tflm_outputs(tfl, x), tflm_outputs(write_tflite(unfold_lut8(clean)), x)
         assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
 
 
@@ -485,6 +644,64 @@ def test_identity_reshape_on_model_output() -> None:
     clean, _ = cleanup(read_tflite(tfl))
     assert ops_of(clean) == ["CONV_2D"] and clean.tensors[clean.outputs[0]].name == "y"
     _same_under_tflm(tfl, clean, (1, 4, 4, 2))
+
+
+def _upsample_chain_model(x_shape: tuple[int, ...], steps: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> bytes:
+    """x -> data-movement ops (name, constant operand, output shape) -> y, int8 with one quantization."""
+    b = _Model()
+    cur = _q(b, "x", x_shape)
+    x = cur
+    for k, (name, c, out_shape) in enumerate(steps):
+        y = _q(b, f"t{k}", out_shape)
+        ct = b.tensor(f"c{k}", (len(c),), "INT32", data=np.asarray(c, np.int32))
+        b.op(name, [cur, ct], [y])
+        cur = y
+    return b.finish([x], [cur])
+
+
+def test_upsampling_chain_synthetic() -> None:
+    # conv_ae_upsampling's form (Keras 3 UpSampling2D(2), batch 1)
+    tfl = _upsample_chain_model((1, 3, 5, 2), [
+        ("RESHAPE", (1, 3, 1, 5, 2), (1, 3, 1, 5, 2)), ("TILE", (1, 1, 2, 1, 1), (1, 3, 2, 5, 2)),
+        ("RESHAPE", (1, 6, 5, 1, 2), (1, 6, 5, 1, 2)), ("TILE", (1, 1, 1, 2, 1), (1, 6, 5, 2, 2)),
+        ("RESHAPE", (1, 6, 10, 2), (1, 6, 10, 2))])
+    clean, notes = cleanup(read_tflite(tfl))
+    assert ops_of(clean) == ["RESIZE_NEAREST_NEIGHBOR"], notes
+    assert clean.tensors[clean.operators[0].inputs[1]].data.tolist() == [6, 10]
+    assert notes[0].startswith("replaced RESHAPE→TILE→RESHAPE→TILE→RESHAPE (ops #0-#4: nearest-neighbour "
+                               "upsampling ×2×2")
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = rng.integers(-128, 128, size=(1, 3, 5, 2)).astype(np.int8)
+        assert np.array_equal(tflm_outputs(write_tflite(clean), x)[0].reshape(1, 6, 10, 2),
+                              x.repeat(2, axis=1).repeat(2, axis=2))
+    # the same with BROADCAST_TO (tflite-micro runs it: checked against the original), ×3 ×2
+    tfl = _upsample_chain_model((1, 2, 3, 4), [
+        ("RESHAPE", (1, 2, 1, 3, 4), (1, 2, 1, 3, 4)), ("BROADCAST_TO", (1, 2, 3, 3, 4), (1, 2, 3, 3, 4)),
+        ("RESHAPE", (1, 6, 3, 1, 4), (1, 6, 3, 1, 4)), ("BROADCAST_TO", (1, 6, 3, 2, 4), (1, 6, 3, 2, 4)),
+        ("RESHAPE", (1, 6, 6, 4), (1, 6, 6, 4))])
+    clean, notes = cleanup(read_tflite(tfl))
+    assert ops_of(clean) == ["RESIZE_NEAREST_NEIGHBOR"], notes
+    assert clean.tensors[clean.operators[0].inputs[1]].data.tolist() == [6, 6]
+    _same_under_tflm(tfl, clean, (1, 2, 3, 4))
+    # 3-D (UpSampling1D): between RESHAPEs to 4-D
+    tfl = _upsample_chain_model((1, 5, 3), [
+        ("RESHAPE", (1, 5, 1, 3), (1, 5, 1, 3)), ("TILE", (1, 1, 4, 1), (1, 5, 4, 3)),
+        ("RESHAPE", (1, 20, 3), (1, 20, 3))])
+    clean, notes = cleanup(read_tflite(tfl))
+    assert ops_of(clean) == ["RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "RESHAPE"], notes
+    x = np.random.default_rng(6).integers(-128, 128, size=(1, 5, 3)).astype(np.int8)
+    assert np.array_equal(tflm_outputs(write_tflite(clean), x)[0].reshape(1, 20, 3), x.repeat(4, axis=1))
+
+
+def test_upsampling_chain_not_a_resize_kept() -> None:
+    # tiling whole rows (x x instead of x0 x0 x1 x1), and repeating channels: no nearest-neighbour resize
+    for steps in ([("RESHAPE", (1, 1, 3, 5, 2), (1, 1, 3, 5, 2)), ("TILE", (1, 2, 1, 1, 1), (1, 2, 3, 5, 2)),
+                   ("RESHAPE", (1, 6, 5, 2), (1, 6, 5, 2))],
+                  [("RESHAPE", (1, 3, 5, 2, 1), (1, 3, 5, 2, 1)), ("TILE", (1, 1, 1, 1, 2), (1, 3, 5, 2, 2)),
+                   ("RESHAPE", (1, 3, 5, 4), (1, 3, 5, 4))]):
+        clean, notes = cleanup(read_tflite(_upsample_chain_model((1, 3, 5, 2), steps)))
+        assert "TILE" in ops_of(clean) and "RESIZE_NEAREST_NEIGHBOR" not in ops_of(clean), notes
 
 
 # ------------------------------------------------------------------ the report

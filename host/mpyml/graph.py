@@ -13,10 +13,20 @@ model's outputs unchanged bit for bit (under TFLite's integer kernels, as tflite
    paddings / crops are exactly SAME or VALID padding of the dilated conv;
 4. Keras 3 `UpSampling1D/2D` (RESHAPE (was EXPAND_DIMS) -> TILE -> RESHAPE per axis) ->
    RESIZE_NEAREST_NEIGHBOR (align_corners and half_pixel_centers false), when its index arithmetic is
-   exactly the repeat;
+   exactly the repeat; and any other chain of RESHAPE / TILE / BROADCAST_TO from a 3-D / 4-D tensor back
+   to its rank (Keras 3 `UpSampling2D` with a fixed batch: RESHAPE to rank 5 -> TILE -> RESHAPE merging
+   one axis and splitting the next -> TILE -> RESHAPE) when it moves the elements exactly as
+   RESIZE_NEAREST_NEIGHBOR does (checked by running the chain on the element indices);
 5. identity QUANTIZE (same scale and zero point), RESHAPE to the same shape, and RESHAPE -> RESHAPE;
 6. a standalone RELU / RELU6 / RELU_N1_TO_1 fused into its producer when the clamp is the same bytes;
-7. PAD (zero-point padding) -> VALID conv merged into one SAME conv when the paddings are SAME's.
+7. PAD (zero-point padding) -> VALID conv merged into one SAME conv when the paddings are SAME's;
+8. an op the converter left in float inside an 8-bit model: DEQUANTIZE (int8/uint8, per tensor) -> float32
+   elementwise ops (unary, or binary with a scalar float constant) -> QUANTIZE (to int8/uint8), the float
+   tensors read by the next op only, is a function of the input byte: folded into the pseudo-op
+   MPYML_LUT8 (inputs: x and a constant [256] table of the output type, entry b the output for input byte
+   b; lowered to the engine's LUT in lower/fold.py). The table is tflite-micro's own output for the
+   sub-graph fed all 256 values, so it is exact by construction; when tflite-micro cannot run the chain
+   it is left for unsupported_report.
 
 and `unsupported_report(model, supported)`: one message naming every op mpyml cannot run (name, count,
 op indices), a float model, ops left in float inside an int8 model, CUSTOM ops by their custom code.
@@ -827,6 +837,116 @@ def _upsample(g: _Graph, notes: list[str]) -> bool:
     return False
 
 
+# Keras 3 UpSampling2D with a fixed batch: RESHAPE to rank 5/6 -> TILE (or BROADCAST_TO) -> RESHAPE ... with the
+# merge of one axis and the split of the next in one RESHAPE. Matched by what the chain does to element
+# indices: it must move them exactly as RESIZE_NEAREST_NEIGHBOR (TFLite GetNearestNeighbor) does.
+_MOVES = ("RESHAPE", "TILE", "BROADCAST_TO")
+_MAX_SIM_ELEMS = 1 << 22
+
+
+def _simulate(g: _Graph, op: _Op, a: np.ndarray) -> np.ndarray | None:
+    """What data-movement op `op` does to array `a` (its input 0), or None if not exactly known."""
+    c = _int_list(g.const(op.inputs[1])) if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+    if op.op == "RESHAPE":
+        tgt = c if c is not None else op.options.get("newShape")
+        shape = _resolve_shape(list(tgt), int(a.size)) if tgt else None
+        return None if shape is None else a.reshape(shape)
+    if c is None:
+        return None
+    if op.op == "TILE":
+        return np.tile(a, c) if len(c) == a.ndim and min(c) >= 1 else None
+    try:
+        return np.broadcast_to(a, tuple(c)).copy() if min(c, default=1) >= 1 else None
+    except ValueError:
+        return None
+
+
+def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
+    """TFLite GetNearestNeighbor (no align_corners, no half-pixel centers), in float32 like the C++."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    got = np.floor(np.arange(n_out).astype(np.float32) * scale).astype(np.int64)
+    return np.minimum(got, n_in - 1)
+
+
+def _move_step(g: _Graph, op: _Op, a: np.ndarray, quant: Tensor) -> np.ndarray | None:
+    if op.op not in _MOVES or len(op.outputs) != 1 or not _same_quant(quant, g.t(op.outputs[0])):
+        return None
+    r = _simulate(g, op, a)
+    return r if r is not None and r.shape == g.t(op.outputs[0]).shape and r.size <= _MAX_SIM_ELEMS else None
+
+
+def _feeds_longer(g: _Graph, ti: int, cands: dict, reached: dict) -> bool:
+    """Every reader of `ti` is a data-movement op needed only to make resize candidates further on."""
+    def covered(t: int) -> bool:
+        return t in cands or (t in reached and _feeds_longer(g, t, cands, reached))
+    cs = g.consumers(ti)
+    return not g.is_graph_io(ti) and bool(cs) and all(c.op in _MOVES and c.inputs[0] == ti and covered(c.outputs[0])
+                                                      for c in cs)
+
+
+def _upsample_chain(g: _Graph, notes: list[str]) -> bool:
+    for first in list(g.ops):
+        src = first.inputs[0] if first.op in _MOVES and first.inputs else -1
+        if src < 0:
+            continue
+        xs = g.t(src)
+        p = g.producer(src)
+        if xs.is_const or len(xs.shape) not in (3, 4) or min(xs.shape) < 1 or p is not None and p.op in _MOVES \
+                or int(np.prod(xs.shape)) > _MAX_SIM_ELEMS:
+            continue
+        base = np.arange(int(np.prod(xs.shape)), dtype=np.int32).reshape(xs.shape)
+        n, h, w, ch = (*xs.shape[:2], 1, xs.shape[2]) if len(xs.shape) == 3 else xs.shape
+        # every tensor the data-movement ops reading `src` make, with what they did to the element indices
+        reached: dict[int, tuple[np.ndarray, list[_Op]]] = {}
+        todo = [(src, base, [])]
+        while todo and len(reached) < 64:
+            ti, a, path = todo.pop()
+            for c in g.consumers(ti):
+                if c.inputs[0] != ti or c.outputs[0] in reached:
+                    continue
+                r = _move_step(g, c, a, xs)
+                if r is not None:
+                    reached[c.outputs[0]] = (r, [*path, c])
+                    todo.append((c.outputs[0], r, [*path, c]))
+        cands: dict[int, tuple[int, int]] = {}
+        for ti, (r, path) in reached.items():
+            y = g.t(ti)
+            if len(y.shape) != len(xs.shape) or all(o.op == "RESHAPE" for o in path):
+                continue
+            n2, oh, ow, ch2 = (*y.shape[:2], 1, y.shape[2]) if len(y.shape) == 3 else y.shape
+            if (n2, ch2) != (n, ch) or (oh, ow) == (h, w):
+                continue
+            want = base.reshape(n, h, w, ch)[:, _nearest_indices(h, oh)][:, :, _nearest_indices(w, ow)]
+            if np.array_equal(r.reshape(want.shape), want):     # exactly RESIZE_NEAREST_NEIGHBOR of src
+                cands[ti] = (oh, ow)
+        for yi, (oh, ow) in cands.items():
+            if _feeds_longer(g, yi, cands, reached):
+                continue                        # a longer chain from src makes what its readers make
+            y = g.t(yi)
+            ops = reached[yi][1]
+            idx = sorted({i for o in ops for i in o.orig})
+            size = g.const_i32(f"{y.name}/size", (oh, ow))
+            opts = {"alignCorners": False, "halfPixelCenters": False}
+            if len(xs.shape) == 4:
+                new_ops = [_Op("RESIZE_NEAREST_NEIGHBOR", 2, [src, size], [yi], opts, idx)]
+            else:
+                x4 = g.new_tensor(f"{xs.name}/4d", (n, h, 1, ch), like=xs)
+                y4 = g.new_tensor(f"{y.name}/4d", (n, oh, 1, ch), like=y)
+                new_ops = [_Op("RESHAPE", 1, [src, g.const_i32(f"{xs.name}/4d/shape", (n, h, 1, ch))], [x4], {},
+                               idx[:1]),
+                           _Op("RESIZE_NEAREST_NEIGHBOR", 2, [x4, size], [y4], opts, idx),
+                           _Op("RESHAPE", 1, [y4, g.const_i32(f"{y.name}/shape", y.shape)], [yi], {}, idx[-1:])]
+            # only the op making y goes now; the ones before it die once nothing reads them
+            g.replace(ops[-1:], new_ops)
+            g._drop_dead()
+            names = "→".join(o.op for o in ops)
+            how = f"×{oh // h}×{ow // w}" if oh % h == 0 and ow % w == 0 else "by its index map"
+            notes.append(f"replaced {names} ({_ops_text(idx)}: nearest-neighbour upsampling {how} as Keras 3 "
+                         f"lowers UpSampling{len(xs.shape) - 2}D with a fixed batch) by RESIZE_NEAREST_NEIGHBOR "
+                         f"{_shape_text(xs.shape)}→{_shape_text(y.shape)}")
+            return True
+    return False
+
 # ------------------------------------------------------------------ 6. standalone activations
 
 def _fuse_relu(g: _Graph, notes: list[str]) -> bool:
@@ -863,10 +983,126 @@ def _fuse_relu(g: _Graph, notes: list[str]) -> bool:
     return changed
 
 
+# ------------------------------------------------------------------ 8. float islands -> 8-bit lookup table
+
+# float32 ops that act on each element alone (the binary ones with a scalar constant operand)
+_LUT_UNARY = {"ELU", "TANH", "LOGISTIC", "EXP", "LOG", "ABS", "NEG", "SQRT", "RSQRT", "SQUARE", "RELU", "RELU6",
+              "RELU_N1_TO_1", "RELU_0_TO_1", "LEAKY_RELU", "HARD_SWISH", "GELU", "SIN", "COS", "FLOOR", "CEIL",
+              "ROUND", "SIGN"}
+_LUT_BINARY = {"MUL", "ADD", "SUB", "DIV", "MAXIMUM", "MINIMUM", "POW", "SQUARED_DIFFERENCE", "PRELU",
+               "FLOOR_DIV", "FLOOR_MOD"}
+_LUT_BYTES = ("INT8", "UINT8")
+_LUT_TABLES: dict[bytes, np.ndarray | None] = {}      # sub-model .tflite -> table (None: tflite-micro failed)
+LUT_OP = "MPYML_LUT8"
+
+
+def _per_tensor_byte(t: Tensor) -> bool:
+    return t.dtype in _LUT_BYTES and len(t.scales) == 1 and len(t.zero_points) == 1
+
+
+def _lut_chain(g: _Graph, d: _Op) -> list[_Op] | None:
+    """DEQUANTIZE d -> float elementwise ops -> QUANTIZE, the float tensors read by the next op only."""
+    x, f = g.t(d.inputs[0]), g.t(d.outputs[0])
+    if not _per_tensor_byte(x) or f.dtype != "FLOAT32" or f.shape != x.shape:
+        return None
+    chain = [d]
+    cur = d.outputs[0]
+    while True:
+        c = g.sole_consumer(cur)
+        if c is None or len(c.outputs) != 1:
+            return None
+        out = g.t(c.outputs[0])
+        if c.op == "QUANTIZE":
+            if c.inputs != [cur] or not _per_tensor_byte(out) or out.shape != x.shape or len(chain) < 2:
+                return None
+            return [*chain, c]
+        if out.dtype != "FLOAT32" or out.shape != x.shape:
+            return None
+        if c.op in _LUT_UNARY:
+            if c.inputs != [cur]:
+                return None
+        elif c.op in _LUT_BINARY:
+            if len(c.inputs) != 2 or cur not in c.inputs:
+                return None
+            k = g.t(c.inputs[1 - c.inputs.index(cur)])
+            if k.dtype != "FLOAT32" or k.data is None or k.data.size != 1:
+                return None
+        else:
+            return None
+        chain.append(c)
+        cur = c.outputs[0]
+
+
+def _lut_table(g: _Graph, chain: list[_Op]) -> np.ndarray | None:
+    """The chain run by tflite-micro on the 256 input values, in table order (entry b: input byte b)."""
+    from .tflite_write import write_tflite
+    from .tflm import TflmRunner, capture_fd_output
+
+    remap: dict[int, int] = {}
+    tensors: list[Tensor] = []
+
+    def add(ti: int) -> int:
+        if ti not in remap:
+            t = g.t(ti)
+            shape = (1,) if t.data is not None else (256,)
+            data = None if t.data is None else np.asarray(t.data).reshape(1).copy()
+            remap[ti] = len(tensors)
+            tensors.append(dataclasses.replace(t, index=len(tensors), shape=shape, data=data))
+        return remap[ti]
+
+    ops = [Operator(k, o.op, o.version, [add(i) for i in o.inputs], [add(i) for i in o.outputs], dict(o.options))
+           for k, o in enumerate(chain)]
+    x, y = chain[0].inputs[0], chain[-1].outputs[0]
+    sub = TFLiteModel(tensors, ops, [remap[x]], [remap[y]], "mpyml lut8")
+    try:
+        tfl = write_tflite(sub)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if tfl not in _LUT_TABLES:
+        xb = np.arange(256, dtype=np.uint8)
+        inp = xb.view(np.int8) if g.t(x).dtype == "INT8" else xb
+        table: np.ndarray | None
+        try:
+            with capture_fd_output():         # tflite-micro prints why it refuses an op
+                table = np.asarray(TflmRunner(tfl, arena_size=1 << 16).run([inp])[0]).reshape(-1)
+        except Exception:                     # tflite-micro has no such kernel, or refuses this op  # noqa: BLE001
+            table = None
+        want = np.int8 if g.t(y).dtype == "INT8" else np.uint8
+        if table is not None and (table.dtype != want or table.size != 256):
+            table = None
+        if len(_LUT_TABLES) > 1024:
+            _LUT_TABLES.clear()
+        _LUT_TABLES[tfl] = None if table is None else table.copy()
+    got = _LUT_TABLES[tfl]
+    return None if got is None else got.copy()
+
+
+def _fold_lut(g: _Graph, notes: list[str]) -> bool:
+    for d in list(g.ops):
+        if d.op != "DEQUANTIZE" or d not in g.ops:
+            continue
+        chain = _lut_chain(g, d)
+        if chain is None:
+            continue
+        table = _lut_table(g, chain)
+        if table is None:
+            continue                          # left for unsupported_report to name
+        xi, yi = chain[0].inputs[0], chain[-1].outputs[0]
+        y = g.t(yi)
+        ti = g.new_tensor(f"{y.name}/lut8", (256,), dtype=y.dtype, data=table)
+        idx = sorted({i for o in chain for i in o.orig})
+        g.replace(chain, [_Op(LUT_OP, 1, [xi, ti], [yi], {}, idx)])
+        names = "→".join(o.op for o in chain[1:-1])
+        notes.append(f"folded float {names} between DEQUANTIZE/QUANTIZE ({_ops_text(idx)}) into an "
+                     f"{y.dtype.lower()} lookup table")
+        return True
+    return False
+
 # ------------------------------------------------------------------ entry points
 
 # the pattern passes run before _identities, which would merge the RESHAPEs they match
-_PASSES = (_fold_constants, _expand_squeeze, _dilated, _upsample, _pad_into_conv, _identities, _fuse_relu)
+_PASSES = (_fold_constants, _expand_squeeze, _dilated, _upsample, _upsample_chain, _pad_into_conv, _identities,
+           _fuse_relu, _fold_lut)
 
 
 def cleanup(model: TFLiteModel) -> tuple[TFLiteModel, list[str]]:
@@ -951,5 +1187,5 @@ def unsupported_report(model: TFLiteModel, supported: set[str]) -> str | None:
     if any(op.op.startswith("CUSTOM:") for op in unsupported):
         parts.append("CUSTOM ops are the converter's or a framework's own kernels (e.g. detection "
                      "post-processing); run that part on the host side of your program instead.")
-    parts.append("Supported: " + ", ".join(sorted(supported)) + ".")
+    parts.append("Supported: " + ", ".join(sorted(s for s in supported if not s.startswith("MPYML_"))) + ".")
     return " ".join(parts)

@@ -79,6 +79,7 @@ class POp:
     tflite_index: int
     macs: int = 0
     info: dict = field(default_factory=dict)
+    in_place: bool = False           # set by the planner: output aliased exactly onto an input (OP_FLAGS IN_PLACE)
 
 
 def _pad_out(padding: str, in_size: int, filt: int, stride: int, dil: int) -> tuple[int, int]:
@@ -208,7 +209,7 @@ class _Builder:
         handler = getattr(self, "_op_" + op.op.lower(), None) if op.op in _CORE_TFLITE else None
         if handler is None and op.op not in LOWERINGS:
             raise PackError(f"{where} is not supported by mpyml (supported: "
-                            f"{', '.join(sorted(supported_tflite_ops()))}).")
+                            f"{', '.join(sorted(s for s in supported_tflite_ops() if not s.startswith('MPYML_')))}).")
         try:
             if handler is None:
                 LOWERINGS[op.op](self, op, where)
@@ -516,7 +517,8 @@ def serialize(pm: PackedModel) -> bytes:
         if len(idx) % 2:
             idx = idx + [NO_TENSOR]
         size = 8 + 2 * len(idx) + 4 * len(op.params)
-        ops_blob += struct.pack(OP_HDR_FMT, op.opcode, len(op.inputs), len(op.outputs), len(op.params), size, 0)
+        ops_blob += struct.pack(OP_HDR_FMT, op.opcode, len(op.inputs), len(op.outputs), len(op.params), size,
+                                spec.OP_FLAGS["IN_PLACE"] if op.in_place else 0)
         ops_blob += struct.pack(f"<{len(idx)}H", *idx)
         ops_blob += struct.pack(f"<{len(op.params)}i", *op.params)
     io_off = ops_off + len(ops_blob)
