@@ -565,7 +565,7 @@ def targets(mpk: bytes) -> list[Target]:
     first = m.ops[0]
     for f, v in (("n_in", len(first.inputs) + 1), ("n_out", 2), ("n_params", len(first.params) + 1),
                  ("size", 0), ("size", 0xFFFC), ("reserved", 1)):
-        add(f"op0_{f}_{v}", c.op(0, **{f: v}), E_OP, 0, 0, ["op #0"])
+        add(f"op0_{f}_{v}", c.op(0, **{f: v}), E_OP, 0, 74 if f == "reserved" else 0, ["op #0"])
     # a valid op code whose operand count differs from the record's
     add("op0_opcode_other_arity", c.op(0, opcode=RESHAPE if len(first.inputs) != 1 else CONV), E_OP, 0, 0,
         ["op #0"])

@@ -49,9 +49,10 @@ def test_device_constants_match_spec() -> None:
     assert ns["VERSION"] == spec.VERSION
     for op in spec.OPS:
         assert ns["OP_NAMES"][op.code] == op.name
-        lo, hi, _, _, rng, _, _, core, names, _ = ns["OPS"][op.code]
+        lo, hi, _, _, rng, _, _, core, names, _, in_place_ok = ns["OPS"][op.code]
         assert rng == tuple((p.lo, p.hi) for p in op.params) and names == tuple(p.name for p in op.params)
         assert bool(core) == op.core
+        assert bool(in_place_ok) == op.in_place_ok
 
 
 def test_check_message_names_param() -> None:

@@ -68,6 +68,8 @@ def gen_header() -> str:
     L += ["};", ""]
     L.append("/* tensor record flags */")
     L += [f"#define MPYML_TF_{k} {v}u" for k, v in spec.TENSOR_FLAGS.items()]
+    L.append("/* op record flags (mpyml_op_hdr_t.reserved) */")
+    L += [f"#define MPYML_OPF_{k} {v}u" for k, v in spec.OP_FLAGS.items()]
     L += ["", "typedef enum {"]
     for i, (name, text) in enumerate(spec.STATUS):
         L.append(f"    MPYML_{'OK' if name == 'OK' else 'E_' + name} = {i},   /* {text} */")
@@ -130,7 +132,8 @@ def gen_table() -> str:
         info_cases.append(
             f"        case MPYML_OP_{op.name}: d->min_in = {lo_in}; d->max_in = {hi_in}; d->min_out = {lo_out}; "
             f"d->max_out = {hi_out}; d->n_params = {len(op.params)}; d->ranges = {r0}; d->operands = {o0}; "
-            f"d->n_spec_in = {len(op.inputs)}; d->n_spec_out = {len(op.outputs)}; d->core = {int(op.core)}; return 1;")
+            f"d->n_spec_in = {len(op.inputs)}; d->n_spec_out = {len(op.outputs)}; d->core = {int(op.core)}; "
+            f"d->in_place_ok = {int(op.in_place_ok)}; return 1;")
 
     def fmt_list(vals: list[int], per: int) -> list[str]:
         out = []
@@ -204,7 +207,8 @@ def gen_device() -> str:
     L.append("# op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params,")
     L.append("#   ((typemask, storage, optional, trusted), ...) operands (inputs then outputs; variadic ones repeat")
     L.append("#   the last), n_spec_in, core, param names,")
-    L.append("#   family index into FAMILIES: the viper kernels are in mpyml/viper_<family>.py)")
+    L.append("#   family index into FAMILIES: the viper kernels are in mpyml/viper_<family>.py,")
+    L.append("#   in_place_ok: a record flagged OPF_IN_PLACE may alias its output exactly onto an input)")
     L.append("FAMILIES = (" + ", ".join(repr(f) for f in spec.FAMILIES) + ")")
     L.append("OPS = {")
     for op in spec.OPS:
@@ -215,7 +219,7 @@ def gen_device() -> str:
                             for o in _operands(op)) + ")"
         pn = "(" + "".join(f"{p.name!r}, " for p in op.params) + ")"
         L.append(f"    {op.code}: ({lo_in}, {hi_in}, {lo_out}, {hi_out}, {rng}, {opr}, {len(op.inputs)}, "
-                 f"{int(op.core)}, {pn}, {spec.FAMILIES.index(op.family)}),")
+                 f"{int(op.core)}, {pn}, {spec.FAMILIES.index(op.family)}, {int(op.in_place_ok)}),")
     L.append("}")
     return "\n".join(L) + "\n"
 

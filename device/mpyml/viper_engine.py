@@ -307,9 +307,14 @@ def _family(fi):
     return m
 
 
-def _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data):
+def _same_bytes(a, b):
+    return a is not None and b is not None and a[2] == 0 and b[2] == 0 and a[8] == b[8] and a[9] == b[9]
+
+
+def _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data, in_place=0):
     # mirrors check_generic() of mpyml_engine.c: operand rules and param ranges from the spec, no
-    # output overlapping an input or another output, then the family's check
+    # output overlapping an input or another output (except an exact alias onto an input when the
+    # record is flagged IN_PLACE), then the family's check
     rng, rules, n_spec_in = d[4], d[5], d[6]
     n_spec = len(rules)
     ts = []
@@ -338,6 +343,8 @@ def _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data):
             return 100 + i, ts
     for k in range(n_in, n_in + n_out):
         for j in range(k):
+            if in_place and j < n_in and _same_bytes(ts[j], ts[k]):
+                continue
             if _overlap(ts[j], ts[k]):
                 return 73, ts
     fam = _family(d[9])
@@ -587,11 +594,14 @@ def _validate(buf):
         n_idx = n_in + n_out
         n_pad = (n_idx + 1) & ~1
         want = 8 + 2 * n_pad + 4 * n_params
-        if osize != want or osize > remaining or ores != 0:
+        if osize != want or osize > remaining:
             return (E_OP, i, 0, 22)
         if (n_in < d[0] or n_in > d[1] or n_out < d[2] or n_out > d[3] or n_params != len(d[4])
                 or n_idx > 32):
             return (E_OP, i, 0 if core else 70, 23)
+        # op record flags: only IN_PLACE (1), and only on an op whose kernel is in-place-safe
+        if ores & ~1 or (ores & 1 and (not d[10] or n_out != 1)):
+            return (E_OP, i, 74, 22)
         idx = struct.unpack_from("<%dH" % n_pad, buf, op + 8)
         for k in range(n_pad):
             if k >= n_idx:
@@ -601,7 +611,7 @@ def _validate(buf):
                 return (E_OP, i, k, 25)
         prm = struct.unpack_from("<%di" % n_params, buf, op + 8 + 2 * n_pad)
         if not core:
-            bad = _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data_offset)[0]
+            bad = _check_generic(d, opcode, idx, n_in, n_out, prm, tens, buf, data_offset, ores & 1)[0]
             if bad:
                 return (E_OP, i, bad, 29)
             op += osize
@@ -615,6 +625,8 @@ def _validate(buf):
         for k in range(n_in):
             ik = None if idx[k] == 0xFFFF or idx[k] >= n_tensors else tens[idx[k]]
             if ik is None or (opcode == 7 and (ik is o0 or ik[8] == o0[8])):
+                continue
+            if ores & 1 and _same_bytes(ik, o0):
                 continue
             if ik[2] == 0 and o0[2] == 0 and ik[8] < o0[8] + o0[9] and o0[8] < ik[8] + ik[9]:
                 return (E_OP, i, 20 + k, 28)

@@ -266,7 +266,8 @@ def model_items(models: list[Path], dest_dir: str) -> list[Item]:
             if data[:4] != b"MPYM":
                 raise DeployError(f"{m}: not an mpyml model (.mpk) nor a .tflite")
             what = "model"
-        _validate_model(m, data)
+        from .sign import split
+        _validate_model(m, split(data)[0])  # a signed file: its .mpk part (the board splits it off too)
         items.append(Item(f"{dest_dir.strip('/')}/{name}" if dest_dir.strip("/") else name, data, what))
     return items
 
@@ -403,6 +404,20 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
                 notes.append(f"no native module for {arch} (.mpy ABI {info.abi if info else '?'}): "
                              f"mpyml will use {choice.label}")
         items += model_items([Path(m) for m in args.models], args.models_dir)
+        romfs_img = None
+        if getattr(args, "romfs", False):          # models into one ROMFS image (weights stay in flash)
+            from .romfs import RomfsError, romfs_plan
+            try:
+                romfs_img, items, n = romfs_plan(board, items, args.models_dir)
+            except RomfsError as e:
+                raise DeployError(str(e)) from None
+            notes += n
+        if getattr(args, "key", None):
+            from .sign import SignError, board_key_item
+            try:
+                items.append(Item(*board_key_item(Path(args.key), [(i.dest, i.data) for i in items])))
+            except SignError as e:
+                raise DeployError(str(e)) from None
         if args.app:
             a, n = app_items(Path(args.app), args.main, args.app_dest)
             items += a
@@ -474,6 +489,9 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
             if it.action == "same":
                 result.unchanged.append(it.dest)
                 continue
+            if getattr(args, "ab", False) and it.dest.endswith(".mpk") and it.size_on_board is not None:
+                from .ab import keep_previous
+                say(f"  kept {it.dest} as {keep_previous(board, it.dest)} (--ab)")
             progress.start(it.dest)
             t1 = time.monotonic()
             board.write_file(it.dest, it.data, progress=progress, fault=fault)
@@ -483,6 +501,14 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
                     "verified)")
             result.copied.append(it.dest)
             result.bytes_copied += len(it.data)
+        if romfs_img is not None:
+            from .romfs import RomfsError, write_image
+            try:
+                write_image(board, romfs_img, say)
+            except RomfsError as e:
+                raise DeployError(str(e)) from None
+            result.copied.append("/rom")
+            result.bytes_copied += len(romfs_img)
         result.seconds = time.monotonic() - t0
         say(f"copied {len(result.copied)} files ({_kib(result.bytes_copied)}), {len(result.unchanged)} unchanged, "
             f"{len(result.deleted)} deleted, in {result.seconds:.2f} s")
@@ -529,6 +555,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=MPY_ARCHS[1:], metavar="ARCH",
                    help="target architecture instead of the board's (with --dry-run: plan without a board)")
     p.add_argument("--dry-run", "-n", action="store_true", help="print the plan; change nothing")
+    p.add_argument("--romfs", action="store_true", help="put the models in the board's ROMFS partition "
+                   "(MicroPython 1.25+): weights stay in flash, mpyml.load('/rom/models/M.mpk') uses them in place")
+    p.add_argument("--key", metavar="KEY.pub", help="install this public key as mpyml_key.pub: mpyml.load() then "
+                   "refuses unsigned or tampered models (the models deployed are checked against it first)")
+    p.add_argument("--ab", action="store_true", help="keep each replaced model as MODEL.mpk.prev, the fallback "
+                   "of mpyml.load_ab()")
     p.add_argument("--no-reset", action="store_true",
                    help="do not soft-reset the board first (mpremote's `resume`): for boards that cannot or must not")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")

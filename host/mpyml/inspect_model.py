@@ -4,6 +4,7 @@ for a packed .mpk or a .tflite (packed in memory first)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,6 +45,7 @@ def inspect_model(data: bytes) -> dict:
     integrity = _integrity(data, f)
     layers = []
     live_peak = 0
+    live = _live_bytes(data, f)
     for op in f.ops:
         names = PARAM_NAMES.get(op.name, ())
         params = dict(zip(names, op.params, strict=False))
@@ -61,6 +63,8 @@ def inspect_model(data: bytes) -> dict:
             "weights_bytes": weights,
             "activation_bytes": out.nbytes,
             "arena_offset": out.offset,
+            "live_arena_bytes": live[op.index],           # arena bytes in use while this op runs
+            "in_place": bool(op.flags & spec.OP_FLAGS["IN_PLACE"]),
         })
     res = {
         "format_version": h["version"],
@@ -68,6 +72,7 @@ def inspect_model(data: bytes) -> dict:
         "weights_bytes": h["data_size"],
         "arena_bytes": h["arena_size"],
         "peak_op_activation_bytes": live_peak,
+        "peak_live_arena_bytes": max(live, default=0),
         "macs": sum(layer["macs"] for layer in layers),
         "ops": len(layers),
         "tensors": h["n_tensors"],
@@ -84,6 +89,52 @@ def inspect_model(data: bytes) -> dict:
     if notes is not None:
         res["cleanup"] = notes          # graph.cleanup(): what was folded / fused before lowering
     return res
+
+
+@dataclass
+class _LiveTensor:
+    storage: int
+    offset: int
+    nbytes: int
+    flags: int
+
+
+def _live_bytes(data: bytes, f: MpkFile) -> list[int]:
+    """Arena bytes live at each op, from the file's tensor offsets (planner.live_bytes_per_op)."""
+    from .planner import live_bytes_per_op
+    t0 = f.header["tensors_offset"]
+    ts = [_LiveTensor(t.storage, t.offset, t.nbytes, data[t0 + spec.TENSOR_SIZE * t.index + 3]) for t in f.tensors]
+    return live_bytes_per_op(ts, f.ops, f.inputs, f.outputs)
+
+
+def plot_memory(info: dict, path: str, title: str = "") -> None:
+    """Bar chart of the live arena bytes per op (as MCUNetV2's per-block memory figure), written to `path`.
+    Raises ImportError when matplotlib is not installed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    layers = info["layers"]
+    x = [layer["index"] for layer in layers]
+    live = [layer["live_arena_bytes"] / 1024 for layer in layers]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(layers) + 2), 3.6))
+    colors = ["tab:orange" if layer["in_place"] else "tab:blue" for layer in layers]
+    ax.bar(x, live, color=colors, width=0.8)
+    ax.axhline(info["arena_bytes"] / 1024, color="tab:red", linestyle="--", linewidth=1,
+               label=f"arena {info['arena_bytes']:,} B")
+    ax.set_xlabel("op")
+    ax.set_ylabel("live arena (KiB)")
+    if len(layers) <= 40:
+        ax.set_xticks(x, [f"{layer['index']} {layer['op']}" for layer in layers], rotation=90, fontsize=7)
+    ax.set_title(title or f"live activation memory per op (peak {info['peak_live_arena_bytes']:,} B)")
+    if any(layer["in_place"] for layer in layers):
+        from matplotlib.patches import Patch
+        handles = [ax.get_legend_handles_labels()[0][0], Patch(color="tab:orange", label="in place")]
+        ax.legend(handles=handles, loc="upper right", fontsize=8)
+    else:
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _integrity(data: bytes, f: MpkFile) -> dict:
@@ -106,14 +157,15 @@ def _fmt_shape(s: list[int]) -> str:
 
 
 def format_table(info: dict) -> str:
-    rows = [("#", "op", "input", "output", "params", "MACs", "act B", "arena off")]
+    rows = [("#", "op", "input", "output", "params", "MACs", "act B", "arena off", "live B")]
     for layer in info["layers"]:
         p = layer["params"]
         ptxt = " ".join(f"{k}={v}" for k, v in p.items() if not (k.startswith("dil") and v == 1)
                         and not (k == "depth_multiplier" and v == 1) and not (k.startswith("pad") and v == 0))
-        rows.append((str(layer["index"]), layer["op"], " ".join(_fmt_shape(s) for s in layer["inputs"]),
+        rows.append((str(layer["index"]), layer["op"] + ("*" if layer.get("in_place") else ""),
+                     " ".join(_fmt_shape(s) for s in layer["inputs"]),
                      _fmt_shape(layer["output"]), ptxt, f"{layer['macs']:,}", str(layer["activation_bytes"]),
-                     str(layer["arena_offset"])))
+                     str(layer["arena_offset"]), f"{layer.get('live_arena_bytes', 0):,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i in (1, 2, 3, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
                                                                                                          strict=True)))
@@ -136,6 +188,10 @@ def format_table(info: dict) -> str:
         f"{info.get('ctx_bytes', 0):,} B (its copy of the validated records and {info.get('trusted_bytes', 0):,} B "
         f"of requantization params / tables) (+ the model file if it is loaded into RAM instead of memory-mapped)",
     ]
+    if any(layer.get("in_place") for layer in info["layers"]):
+        lines.append("* in place: the op writes its output over an input that dies there (exact alias)")
+    lines.append("live B: arena bytes in use while the op runs (peak "
+                 f"{info.get('peak_live_arena_bytes', 0):,} B; the arena adds what fragmentation costs)")
     if not info.get("crc_ok", True):
         lines += ["", "WARNING: CRC mismatch: the file is corrupted; the board will refuse it. Repack it."]
     elif info.get("loader_ok") is False:

@@ -63,6 +63,7 @@ class MOp:
     outputs: list[int]
     params: list[int]
     record_offset: int
+    flags: int = 0                  # op record flags (spec.OP_FLAGS: IN_PLACE)
 
     @property
     def name(self) -> str:
@@ -89,11 +90,11 @@ class MpkFile:
         self.ops = []
         pos = h["ops_offset"]
         for i in range(h["n_ops"]):
-            code, n_in, n_out, n_params, size, _ = struct.unpack_from(OP_HDR_FMT, data, pos)
+            code, n_in, n_out, n_params, size, flags = struct.unpack_from(OP_HDR_FMT, data, pos)
             n_idx = n_in + n_out
             idx = struct.unpack_from(f"<{n_idx}H", data, pos + 8)
             prm = struct.unpack_from(f"<{n_params}i", data, pos + 8 + 2 * (n_idx + (n_idx & 1)))
-            self.ops.append(MOp(i, code, list(idx[:n_in]), list(idx[n_in:]), list(prm), pos))
+            self.ops.append(MOp(i, code, list(idx[:n_in]), list(idx[n_in:]), list(prm), pos, flags))
             pos += size
         io = struct.unpack_from(f"<{h['n_inputs'] + h['n_outputs']}H", data, h["io_offset"])
         self.inputs = list(io[: h["n_inputs"]])

@@ -165,6 +165,12 @@ static int overlaps(const mpyml_tensor_t *a, const mpyml_tensor_t *b) {
         && a->offset < b->offset + b->nbytes && b->offset < a->offset + a->nbytes;
 }
 
+/* Do two arena tensors occupy exactly the same bytes (an in-place alias)? */
+static int same_bytes(const mpyml_tensor_t *a, const mpyml_tensor_t *b) {
+    return a && b && a->storage == MPYML_S_ARENA && b->storage == MPYML_S_ARENA
+        && a->offset == b->offset && a->nbytes == b->nbytes;
+}
+
 static int check_act(int32_t lo, int32_t hi) {
     return in_range(lo, -128, 127) && in_range(hi, -128, 127) && lo <= hi;
 }
@@ -305,9 +311,11 @@ static int check_generic(const mpyml_op_info_t *d, const mpyml_op_hdr_t *oh, con
         mpyml_op_param_range(d, i, &lo, &hi);
         if (prm[i] < lo || prm[i] > hi) return MPYML_CHK_PARAM_BASE + i;
     }
-    /* no output shares arena bytes with an input or with another output */
+    /* no output shares arena bytes with an input or with another output, except that an op record flagged
+     * IN_PLACE (only accepted for ops whose kernels are in-place-safe) may alias its output exactly onto an input */
     for (uint32_t k = oh->n_in; k < n_idx; k++) {
         for (uint32_t j = 0; j < k; j++) {
+            if ((oh->reserved & MPYML_OPF_IN_PLACE) && j < oh->n_in && same_bytes(v.t[j], v.t[k])) continue;
             if (overlaps(v.t[j], v.t[k])) return MPYML_CHK_ALIAS;
         }
     }
@@ -419,10 +427,15 @@ static int prepare_impl(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, 
         uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
         uint32_t n_idx_padded = (n_idx + 1u) & ~1u;
         uint32_t want = MPYML_OP_HDR_SIZE + 2u * n_idx_padded + 4u * oh->n_params;
-        if (oh->size != want || oh->size > remaining || oh->reserved != 0) FAIL(MPYML_E_OP, (int32_t)i, 0);
+        if (oh->size != want || oh->size > remaining) FAIL(MPYML_E_OP, (int32_t)i, 0);
         if (oh->n_in < d.min_in || oh->n_in > d.max_in || oh->n_out < d.min_out || oh->n_out > d.max_out
             || oh->n_params != d.n_params || n_idx > MPYML_MAX_OPERANDS) {
             FAIL(MPYML_E_OP, (int32_t)i, d.core ? 0 : MPYML_CHK_COUNT);
+        }
+        /* op record flags: only IN_PLACE, and only on an op whose kernel is in-place-safe */
+        if ((oh->reserved & ~MPYML_OPF_IN_PLACE) != 0
+            || ((oh->reserved & MPYML_OPF_IN_PLACE) && (!d.in_place_ok || oh->n_out != 1))) {
+            FAIL(MPYML_E_OP, (int32_t)i, MPYML_CHK_FLAGS);
         }
         const uint16_t *idx = (const uint16_t *)(const void *)(op + MPYML_OP_HDR_SIZE);
         for (uint32_t k = 0; k < n_idx_padded; k++) {
@@ -443,6 +456,7 @@ static int prepare_impl(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, 
                 const mpyml_tensor_t *ik = operand(&tb, idx[k]);
                 if (oh->opcode == MPYML_OP_RESHAPE && ik == o0) continue;
                 if (oh->opcode == MPYML_OP_RESHAPE && ik && ik->offset == o0->offset) continue;
+                if ((oh->reserved & MPYML_OPF_IN_PLACE) && same_bytes(ik, o0)) continue;
                 if (overlaps(ik, o0)) FAIL(MPYML_E_OP, (int32_t)i, 20 + (int32_t)k);
             }
         } else {

@@ -62,7 +62,7 @@ typedef struct {
     uint8_t n_out;
     uint8_t n_params;
     uint16_t size;          /* total record bytes, multiple of 4 */
-    uint16_t reserved;      /* must be 0 */
+    uint16_t reserved;      /* op flags: 0, or MPYML_OPF_IN_PLACE on an op whose spec is in_place_ok */
 } mpyml_op_hdr_t;
 
 /* Operands and param structs of every op: mpyml_spec.h (generated) and docs/FORMAT.md. */

@@ -35,6 +35,8 @@ enum {
 
 /* tensor record flags */
 #define MPYML_TF_STATE 1u
+/* op record flags (mpyml_op_hdr_t.reserved) */
+#define MPYML_OPF_IN_PLACE 1u
 
 typedef enum {
     MPYML_OK = 0,   /* ok */
@@ -138,7 +140,8 @@ enum {
     MPYML_CHK_COUNT = 70,   /* wrong number of operands or params for this op code */
     MPYML_CHK_INDEX = 71,   /* operand index names no tensor */
     MPYML_CHK_PADDING_SLOT = 72,   /* padding slot of the operand list must be 0xFFFF */
-    MPYML_CHK_ALIAS = 73,   /* an output shares arena bytes with an input (kernels are not in-place) */
+    MPYML_CHK_ALIAS = 73,   /* an output shares arena bytes with an input (allowed only as an exact alias on an op record flagged IN_PLACE whose kernel runs in place) */
+    MPYML_CHK_FLAGS = 74,   /* invalid op record flags (only IN_PLACE, on a one-output op whose kernel runs in place): repack the model with this mpyml */
     MPYML_CHK_OVERLAP_BASE = 20,
     MPYML_CHK_PARAM_BASE = 100,   /* + param index: outside its range */
     MPYML_CHK_OPERAND_BASE = 200,   /* + operand index: absent / type / storage */

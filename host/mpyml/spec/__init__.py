@@ -53,6 +53,11 @@ TENSOR_FLAGS = {
     "STATE": 1,   # arena tensor that persists across invokes (RNN state); zeroed at load and by reset
 }
 
+# op record flags (the record's u16 after `size`; every other bit must be 0)
+OP_FLAGS = {
+    "IN_PLACE": 1,  # the output exactly aliases an input (same offset and byte count); only ops with in_place_ok
+}
+
 # engine status codes (mpyml_status_t): name -> (code, text)
 STATUS: list[tuple[str, str]] = [
     ("OK", "ok"),
@@ -112,7 +117,10 @@ CHECKS: list[Check] = [
     Check("COUNT", 70, "wrong number of operands or params for this op code"),
     Check("INDEX", 71, "operand index names no tensor"),
     Check("PADDING_SLOT", 72, "padding slot of the operand list must be 0xFFFF"),
-    Check("ALIAS", 73, "an output shares arena bytes with an input (kernels are not in-place)"),
+    Check("ALIAS", 73, "an output shares arena bytes with an input (allowed only as an exact alias on an op "
+                       "record flagged IN_PLACE whose kernel runs in place)"),
+    Check("FLAGS", 74, "invalid op record flags (only IN_PLACE, on a one-output op whose kernel runs in place): "
+                       "repack the model with this mpyml"),
 ]
 
 
@@ -141,7 +149,8 @@ def check_message(code: int, opcode: int | None = None) -> str:
             p = op.params[i]
             return f"param {p.name} outside {p.lo}..{p.hi}"
     if OVERLAP_BASE <= code < OVERLAP_BASE + 10:
-        return f"operand {code - OVERLAP_BASE} shares arena bytes with the output (kernels are not in-place)"
+        return (f"operand {code - OVERLAP_BASE} shares arena bytes with the output (allowed only as an exact alias "
+                "on a record flagged IN_PLACE)")
     c = check_codes().get(code)
     return c.message if c else f"check {code}"
 
@@ -185,6 +194,8 @@ class Op:
     checks: tuple[Check, ...] = ()
     core: bool = False              # legacy op validated in mpyml_engine.c (no generic operand checks)
     family: str = ""                # set from the ops_<family>.py that declares it
+    in_place_ok: bool = False       # the kernel reads element i of each same-shape input before writing element i
+                                    # of the output: a record flagged IN_PLACE may alias output onto such an input
 
     @property
     def n_in_range(self) -> tuple[int, int]:

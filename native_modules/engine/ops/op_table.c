@@ -131,35 +131,35 @@ static const uint8_t k_operands[] = {
 
 int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
     switch (opcode) {
-        case MPYML_OP_CONV_2D: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 0; d->operands = 0; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_DEPTHWISE_CONV_2D: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 11; d->operands = 6; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_FULLY_CONNECTED: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 4; d->ranges = 22; d->operands = 12; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_AVERAGE_POOL_2D: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 26; d->operands = 18; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_MAX_POOL_2D: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 34; d->operands = 20; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_ADD: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 42; d->operands = 22; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_RESHAPE: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 54; d->operands = 25; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_SOFTMAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 3; d->ranges = 54; d->operands = 27; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; return 1;
-        case MPYML_OP_LUT: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 29; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_DEQUANTIZE: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 32; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_QUANTIZE_F32: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 35; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_MUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 57; d->operands = 39; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_MAXIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 42; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_MINIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 45; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_SUB: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 64; d->operands = 48; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_SQUARED_DIFFERENCE: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 76; d->operands = 51; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_PRELU: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 88; d->operands = 54; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_PAD: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 9; d->ranges = 95; d->operands = 57; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_CONCATENATION: d->min_in = 1; d->max_in = 31; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 104; d->operands = 59; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 105; d->operands = 61; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 63; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 110; d->operands = 71; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 115; d->operands = 73; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 120; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 121; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 122; d->operands = 79; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; return 1;
-        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 130; d->operands = 85; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; return 1;
-        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 138; d->operands = 93; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; return 1;
+        case MPYML_OP_CONV_2D: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 0; d->operands = 0; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 0; return 1;
+        case MPYML_OP_DEPTHWISE_CONV_2D: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 11; d->operands = 6; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 0; return 1;
+        case MPYML_OP_FULLY_CONNECTED: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 4; d->ranges = 22; d->operands = 12; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 0; return 1;
+        case MPYML_OP_AVERAGE_POOL_2D: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 26; d->operands = 18; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 0; return 1;
+        case MPYML_OP_MAX_POOL_2D: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 34; d->operands = 20; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 0; return 1;
+        case MPYML_OP_ADD: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 42; d->operands = 22; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 1; return 1;
+        case MPYML_OP_RESHAPE: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 54; d->operands = 25; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SOFTMAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 3; d->ranges = 54; d->operands = 27; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 1; d->in_place_ok = 0; return 1;
+        case MPYML_OP_LUT: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 29; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_DEQUANTIZE: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 32; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_QUANTIZE_F32: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 57; d->operands = 35; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_MUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 57; d->operands = 39; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_MAXIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 42; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_MINIMUM: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 64; d->operands = 45; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_SUB: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 64; d->operands = 48; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_SQUARED_DIFFERENCE: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 76; d->operands = 51; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_PRELU: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 88; d->operands = 54; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_PAD: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 9; d->ranges = 95; d->operands = 57; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_CONCATENATION: d->min_in = 1; d->max_in = 31; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 104; d->operands = 59; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 105; d->operands = 61; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 63; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 110; d->operands = 71; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 115; d->operands = 73; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 120; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 121; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 122; d->operands = 79; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 130; d->operands = 85; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 138; d->operands = 93; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
         default: return 0;
     }
 }

@@ -13,6 +13,7 @@ typedef struct {
     uint8_t min_in, max_in, min_out, max_out, n_params;
     uint8_t n_spec_in, n_spec_out, core;
     uint16_t ranges, operands;      /* indices into the generated tables */
+    uint8_t in_place_ok;            /* an op record flagged MPYML_OPF_IN_PLACE may alias output onto an input */
 } mpyml_op_info_t;
 
 typedef struct {
