@@ -11,7 +11,9 @@ BUILD := build
 MICROPYTHON := $(VENV)/bin/micropython
 
 # Debian packages: the ARM cross compiler (pinned to Debian 12's release) and QEMU/socat for the harnesses.
-APT_PACKAGES := gcc-arm-none-eabi=15:12.2.rel1-1 libnewlib-arm-none-eabi=3.3.0-1.3+deb12u1 qemu-system-arm socat
+# espeak-ng (pinned): the speech synthesizer of models/kws_synth and its test.
+APT_PACKAGES := gcc-arm-none-eabi=15:12.2.rel1-1 libnewlib-arm-none-eabi=3.3.0-1.3+deb12u1 qemu-system-arm socat \
+    espeak-ng=1.51+dfsg-10+deb12u2
 # The natmod build kit: MicroPython v1.23 tree vendored in the mpy-cross-v6-3 sdist (never committed here).
 KIT_VERSION := 1.1.1
 KIT_DIR := $(BUILD)/kit/mpy_cross_v6_3-$(KIT_VERSION)
@@ -26,7 +28,7 @@ ENGINE_SRC := $(wildcard native_modules/engine/*.c native_modules/engine/ops/*.c
 ENGINE_HDR := $(wildcard native_modules/engine/*.h native_modules/engine/ops/*.h native_modules/engine/pre/*.h native_modules/engine/sign/*.h)
 
 .PHONY: all spec corpus setup demo test test-fast natmods viper hostlib sanitize bench soak lint fuzz fuzz-long clean distclean
-.PHONY: wheel test-pip qat-demo mpport mpport-test test-qemu
+.PHONY: wheel test-pip qat-demo kws-synth mpport mpport-test test-qemu
 
 all: natmods
 
@@ -42,7 +44,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 $(BUILD)/.apt:
 	@mkdir -p $(BUILD)
 	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
-	    && command -v socat >/dev/null && test -f /usr/lib/arm-none-eabi/newlib/libc.a; then \
+	    && command -v socat >/dev/null && command -v espeak-ng >/dev/null \
+	    && test -f /usr/lib/arm-none-eabi/newlib/libc.a; then \
 	  echo "apt: packages already present"; \
 	else \
 	  apt-get update -q && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES) \
@@ -150,6 +153,12 @@ bench: setup natmods
 # PTQ loses accuracy on an outlier-channel model, mpyml convert --qat recovers it (a demonstration, not a test)
 qat-demo: setup natmods
 	$(VENV)/bin/python models/qat_demo.py
+
+# keyword spotting trained on espeak-ng speech, features from the board's MFCC on the unix port; float / PTQ / QAT /
+# device accuracy on held-out voices (models/kws_synth/build.py, cached in build/models/kws_synth; a few minutes)
+kws-synth: setup natmods
+	@command -v espeak-ng >/dev/null || { rm -f $(BUILD)/.apt; $(MAKE) --no-print-directory $(BUILD)/.apt; }
+	$(PY) models/kws_synth/build.py
 
 # soak run on the unix port (not part of make test): SOAK_INVOKES invokes, then the super-loop with sensor
 # fault injection for SOAK_SECONDS; heap flat, counts reported (tools/soak.py)

@@ -458,10 +458,14 @@ class BoardError(RuntimeError):
     pass
 
 
-def start(board_dir: Path | None = None, heapsize: str = DEFAULT_HEAPSIZE, arch_override: str | None = None,
-          timeout: float = START_TIMEOUT) -> BoardState:
-    """Start a virtual board (or return the one already running on that directory)."""
+def start(board_dir: Path | None = None, heapsize: str | None = None, arch_override: str | None = None,
+          timeout: float = START_TIMEOUT, cpu: str | None = None) -> BoardState:
+    """Start a virtual board (or return the one already running on that directory); with `cpu` (m0, m3, m4,
+    m7) the project's MicroPython port on that Cortex-M under QEMU (mpyml.qemu_board), else the unix port."""
     board_dir = Path(board_dir or default_board_dir()).resolve()
+    if cpu:
+        return _start_qemu(board_dir, cpu, heapsize, arch_override)
+    heapsize = heapsize or DEFAULT_HEAPSIZE
     if arch_override and arch_override not in MPY_ARCHS[1:]:
         raise BoardError(f"unknown architecture {arch_override!r}; one of {', '.join(MPY_ARCHS[1:])}")
     existing = read_state(board_dir)
@@ -493,6 +497,29 @@ def start(board_dir: Path | None = None, heapsize: str = DEFAULT_HEAPSIZE, arch_
         proc.kill()
     log_text = (rd / "board.log").read_text(errors="replace")[-2000:]
     raise BoardError(f"virtual board did not start (see {rd / 'board.log'}):\n{log_text}")
+
+
+def _start_qemu(board_dir: Path, cpu: str, heapsize: str | None, arch_override: str | None) -> BoardState:
+    from . import qemu_board
+
+    if arch_override:
+        raise BoardError("--arch-override is for the unix-port board; an emulated CPU reports its own arch")
+    try:
+        heap = qemu_board.parse_size(heapsize) if heapsize else None
+        existing = read_state(board_dir)
+        if existing:
+            want = qemu_board.heap_label(cpu, heap)
+            if existing.heapsize != want:
+                raise BoardError(f"a board already runs on {board_dir} (pid {existing.pid}, heap {existing.heapsize}); "
+                                 "stop it first")
+            return existing
+        rd = run_dir_for(board_dir)
+        with contextlib.suppress(FileNotFoundError):
+            (rd / "state.json").unlink()
+        s = qemu_board.start(rd, board_dir, cpu, heap)
+    except qemu_board.QemuBoardError as e:
+        raise BoardError(str(e)) from None
+    return BoardState(s["pid"], s["tty"], s["dir"], s["heapsize"], None, rd)
 
 
 def stop(board_dir: Path | None = None, timeout: float = 10.0) -> bool:
@@ -533,11 +560,15 @@ def resolve_port(port: str | None) -> str | None:
 # ------------------------------------------------------------------------------ CLI
 def cmd_start(args: argparse.Namespace) -> int:
     try:
-        st = start(args.dir, heapsize=args.heapsize, arch_override=args.arch_override)
+        st = start(args.dir, heapsize=args.heapsize, arch_override=args.arch_override, cpu=args.cpu)
     except BoardError as e:
         print(f"mpyml board start: {e}", file=sys.stderr)
         return 2
     print(st.tty)
+    if args.cpu:
+        print(f"emulated Cortex-{args.cpu.upper()} board (QEMU): heap {st.heapsize}, files in its RAM, pid {st.pid}; "
+              f"connect with `mpremote connect {st.tty}`", file=sys.stderr)
+        return 0
     print(f"virtual board: fs {st.dir}, heap {st.heapsize}"
           + (f", reports arch {st.arch_override}" if st.arch_override else "")
           + f", pid {st.pid}; connect with `mpremote connect {st.tty}`", file=sys.stderr)
@@ -591,9 +622,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     dir_help = f"board directory = its filesystem (default {default_board_dir()}, or $MPYML_BOARD_DIR)"
     s = bs.add_parser("start", help="start a virtual board; prints its pty path")
     s.add_argument("--dir", type=Path, help=dir_help)
-    s.add_argument("--heapsize", default=DEFAULT_HEAPSIZE,
+    s.add_argument("--heapsize", default=None,
                    help=f"MicroPython heap, e.g. 110K (ESP32), 180K (RP2040), 4M (ESP32 + PSRAM); "
-                        f"default {DEFAULT_HEAPSIZE}")
+                        f"default {DEFAULT_HEAPSIZE} (--cpu: the board's own, see mpyml.qemu_board)")
+    s.add_argument("--cpu", choices=("m0", "m3", "m4", "m7"),
+                   help="boot the project's MicroPython port on this Cortex-M under qemu-system-arm instead of "
+                        "the unix port (m0 micro:bit, m3/m4/m7 MPS2)")
     s.add_argument("--arch-override", choices=MPY_ARCHS[1:], metavar="ARCH",
                    help="report this native architecture in sys.implementation._mpy (tests)")
     s.set_defaults(func=cmd_start)
