@@ -289,10 +289,20 @@ class Model:
             self.n_ops, self.macs, self.arena_size, self.file_size, i.dtype, i.shape, q, o.dtype, o.shape)
 
 
-def load(src, engine=None, arena=None):
+def load(src, engine=None, arena=None, key=None):
     """Load a packed model from a path, bytes, bytearray or memoryview (used in place, never copied).
 
     engine: None (native module, else the pure-MicroPython fallback if installed), 'c' or 'viper'.
     arena: optional caller-owned bytearray of at least the model's arena_size bytes.
+    key: Ed25519 public key (32 bytes, 64 hex digits or a KEY.pub path) the model must be signed with;
+    None: the board's /mpyml_key.pub if installed (`mpyml deploy --key`), else signatures are not required.
     """
-    return Model(_load_buffer(src), engine, arena)
+    from mpyml import _sign
+    return Model(_sign.check(_load_buffer(src), key), engine, arena)
+
+
+def load_ab(path, selftest=None, engine=None, arena=None, key=None):
+    """load(path), falling back to path + '.prev' (kept by `mpyml deploy --ab`) if the new model fails
+    to load or selftest(model) raises or returns False; see mpyml._ab."""
+    from mpyml import _ab
+    return _ab.load_ab(path, selftest, engine, arena, key)

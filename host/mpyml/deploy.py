@@ -404,6 +404,12 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
                 notes.append(f"no native module for {arch} (.mpy ABI {info.abi if info else '?'}): "
                              f"mpyml will use {choice.label}")
         items += model_items([Path(m) for m in args.models], args.models_dir)
+        if getattr(args, "key", None):
+            from .sign import SignError, board_key_item
+            try:
+                items.append(Item(*board_key_item(Path(args.key), [(i.dest, i.data) for i in items])))
+            except SignError as e:
+                raise DeployError(str(e)) from None
         romfs_img = None
         if getattr(args, "romfs", False):          # models into one ROMFS image (weights stay in flash)
             from .romfs import RomfsError, romfs_plan
@@ -412,12 +418,6 @@ def deploy(args: argparse.Namespace, out=None) -> DeployResult:
             except RomfsError as e:
                 raise DeployError(str(e)) from None
             notes += n
-        if getattr(args, "key", None):
-            from .sign import SignError, board_key_item
-            try:
-                items.append(Item(*board_key_item(Path(args.key), [(i.dest, i.data) for i in items])))
-            except SignError as e:
-                raise DeployError(str(e)) from None
         if args.app:
             a, n = app_items(Path(args.app), args.main, args.app_dest)
             items += a

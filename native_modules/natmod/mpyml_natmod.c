@@ -10,9 +10,11 @@
  *   reset(model, arena, ctx) -> None                             zero the model's STATE tensors
  *   ctx_size([model]) -> int: bytes of ctx (the engine's copy of the model's records) ; version() -> int ;
  *   crc32(buf[, crc]) -> int
+ *   verify(pubkey32, message, sig64) -> bool                    Ed25519 (RFC 8032) signature check
  */
 #include "binding.h"
 #include "../engine/mpyml_engine.h"
+#include "../engine/sign/ed25519_verify.h"
 
 #include "glue_pre.c" /* preprocessing bindings: same translation unit, MPYML_PRE_FUNCS */
 
@@ -129,13 +131,27 @@ static mp_obj_t fn_crc32(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fn_crc32_obj, 1, 2, fn_crc32);
 
+static mp_obj_t fn_verify(mp_obj_t key_in, mp_obj_t msg_in, mp_obj_t sig_in) {
+    mp_buffer_info_t key, msg, sig;
+    mp_get_buffer_raise(key_in, &key, MP_BUFFER_READ);
+    mp_get_buffer_raise(msg_in, &msg, MP_BUFFER_READ);
+    mp_get_buffer_raise(sig_in, &sig, MP_BUFFER_READ);
+    if (key.len != 32 || sig.len != 64) {
+        mp_raise_ValueError(MP_ERROR_TEXT("verify: the public key must be 32 bytes and the signature 64"));
+    }
+    return mp_obj_new_bool(mpyml_ed25519_verify((const uint8_t *)key.buf, (const uint8_t *)msg.buf, msg.len,
+        (const uint8_t *)sig.buf));
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(fn_verify_obj, fn_verify);
+
 #define MPYML_ENGINE_FUNCS(X) \
     X(MP_QSTR_prepare, fn_prepare_obj) \
     X(MP_QSTR_invoke, fn_invoke_obj) \
     X(MP_QSTR_reset, fn_reset_obj) \
     X(MP_QSTR_ctx_size, fn_ctx_size_obj) \
     X(MP_QSTR_version, fn_version_obj) \
-    X(MP_QSTR_crc32, fn_crc32_obj)
+    X(MP_QSTR_crc32, fn_crc32_obj) \
+    X(MP_QSTR_verify, fn_verify_obj)
 
 #ifdef MICROPY_ENABLE_DYNRUNTIME
 

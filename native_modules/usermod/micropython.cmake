@@ -7,12 +7,14 @@ add_library(usermod_mpyml INTERFACE)
 set(MPYML_DIR ${CMAKE_CURRENT_LIST_DIR}/..)
 file(GLOB MPYML_OPS_SRC ${MPYML_DIR}/engine/ops/*.c)
 file(GLOB MPYML_PRE_SRC ${MPYML_DIR}/engine/pre/*.c)
+file(GLOB MPYML_SIGN_SRC ${MPYML_DIR}/engine/sign/*.c)
 
 target_sources(usermod_mpyml INTERFACE
     ${MPYML_DIR}/natmod/mpyml_natmod.c
     ${MPYML_DIR}/engine/mpyml_engine.c
     ${MPYML_OPS_SRC}
     ${MPYML_PRE_SRC}
+    ${MPYML_SIGN_SRC}
 )
 
 target_include_directories(usermod_mpyml INTERFACE ${MPYML_DIR}/engine)

@@ -10,5 +10,6 @@ SRC_USERMOD_C += $(MPYML_DIR)/natmod/mpyml_natmod.c
 SRC_USERMOD_C += $(MPYML_DIR)/engine/mpyml_engine.c
 SRC_USERMOD_C += $(wildcard $(MPYML_DIR)/engine/ops/*.c)
 SRC_USERMOD_C += $(wildcard $(MPYML_DIR)/engine/pre/*.c)
+SRC_USERMOD_C += $(wildcard $(MPYML_DIR)/engine/sign/*.c)
 
 CFLAGS_USERMOD += -I$(MPYML_DIR)/engine -O2 -fno-strict-aliasing
