@@ -68,3 +68,12 @@ def test_packer_refuses_what_the_loader_refuses(shared_dir) -> None:  # type: ig
     b = packer._Builder(m)
     with pytest.raises(packer.PackError, match=r"stride_w = 1100 is outside 1\.\.1024.*board would refuse"):
         b.emit("CONV_2D", [0] * 5, [0], [1100, 1, 1, 1, 0, 0, 0, 0, -128, 127, 1], conv)
+
+
+def test_spec_tflite_ops_are_the_supported_ones() -> None:
+    """The README's op table (generated from the spec) lists exactly what the packer lowers: the lowering
+    registry plus the ops the graph clean-up turns into RESHAPE."""
+    in_spec = {t for op in spec.OPS for t in op.tflite}
+    lowered = {t for t in packer.supported_tflite_ops() if not t.startswith("MPYML_")}
+    assert in_spec == lowered | {"EXPAND_DIMS", "SQUEEZE"}, (in_spec ^ (lowered | {"EXPAND_DIMS", "SQUEEZE"}))
+    assert len(in_spec) >= 35
