@@ -70,7 +70,7 @@ def mpy_incompatibility(data: bytes, info: BoardInfo) -> str | None:
         return f".mpy v{ver}, the board loads v{info.mpy_version}"
     if arch:
         name = MPY_ARCHS[arch] if arch < len(MPY_ARCHS) else f"arch{arch}"
-        if name != info.arch:
+        if name != info.arch and name not in thumb_compatible(info.arch):
             return f"native code for {name}, the board is {info.arch or 'without native code support'}"
         if sub != info.mpy_sub:
             return f"native code for ABI {ver}.{sub}, the board is {info.abi}"
@@ -91,8 +91,21 @@ def _engine_dirs() -> list[Path]:
     return [*extra, paths.NATMOD_DIR]
 
 
+_THUMB = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
+
+
+def thumb_compatible(arch: str) -> list[str]:
+    """Older Thumb archs whose native code this board also loads, best first (MicroPython's
+    MPY_FEATURE_ARCH_TEST: armv6m <= mpy arch <= board arch), e.g. armv7em (a Cortex-M3 as v1.23 reports it)
+    loads armv7m and armv6m native modules."""
+    if arch not in _THUMB:
+        return []
+    return list(reversed(_THUMB[:_THUMB.index(arch)]))
+
+
 def _native_candidates(arch: str) -> list[tuple[Path, str]]:
-    return [(d / arch / f"{paths.NATMOD_NAME}.mpy", "native module") for d in _engine_dirs()]
+    return [(d / a / f"{paths.NATMOD_NAME}.mpy", "native module" if a == arch else f"native module ({a})")
+            for a in (arch, *thumb_compatible(arch)) for d in _engine_dirs()]
 
 
 def _fallback_candidates(arch: str) -> list[tuple[Path, str]]:
