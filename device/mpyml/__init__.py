@@ -215,7 +215,13 @@ class Model:
         self._buf = buf
         self._arena = arena
         self._ctx = ctx
-        self._eng_reset = getattr(eng, "reset", None)
+        # only models with STATE tensors (RNN state) have anything to reset: others skip the call
+        has_state = False
+        for i in range(n_tensors):
+            if buf[tensors_off + 32 * i + 3] & 1:
+                has_state = True
+                break
+        self._eng_reset = getattr(eng, "reset", None) if has_state else None
         self.reset()
         mv = memoryview(arena)
         idx = struct.unpack_from("<%dH" % (n_in + n_out), buf, io_off)
