@@ -143,7 +143,8 @@ class Tensor:
 
     def quantize(self, values):
         """Write float values (any iterable) into the tensor: quantized (int8 / uint8, clamped) or, for a
-        float32 tensor, as float32."""
+        float32 tensor, as float32. +-inf and out-of-range values clamp; NaN gives what TFLite's QUANTIZE
+        gives on x86 (the lowest value for a zero point >= 0). Wrong count: ValueError; non-numbers: TypeError."""
         buf, s, zp = self.buffer, self.scale, self.zero_point
         i = 0
         if self.dtype == "float32":
@@ -153,8 +154,25 @@ class Tensor:
                 i += 1
         else:
             lo, hi = _QRANGE.get(self.dtype, (-128, 127))
-            for v in values:
-                q = int(round(v / s)) + zp
+            try:
+                it = iter(values)
+            except TypeError:
+                raise TypeError("expected %d numbers (or the raw bytes of the input), got %s"
+                                % (self.elements, type(values).__name__))
+            for v in it:
+                try:
+                    x = v / s
+                except TypeError:
+                    raise TypeError("value %d is %s, expected a number" % (i, type(v).__name__))
+                if x != x:
+                    # NaN: as TFLite's QUANTIZE computes it on x86 (INT32_MIN + zero point, then clamped)
+                    q = lo if zp >= 0 else hi
+                elif x > 2147483647:
+                    q = hi                        # +inf and huge values clamp, as TFLite's QUANTIZE
+                elif x < -2147483648:
+                    q = lo
+                else:
+                    q = int(round(x)) + zp
                 q = lo if q < lo else (hi if q > hi else q)
                 if i < self.size:
                     buf[i] = q & 0xFF

@@ -40,6 +40,12 @@ check("load_int_typeerror", raises(lambda: mpyml.load(5), TypeError, ("bytearray
 check("arena_bytes_refused", raises(lambda: mpyml.load(data, arena=bytes(m.arena_size)), TypeError, ("writable",)))
 check("arena_ro_view_refused", raises(lambda: mpyml.load(data, arena=memoryview(bytes(m.arena_size))), TypeError,
                                       ("writable",)))
+n_in = m.input.size
+m.predict([float("nan")] * n_in)       # documented: NaN and inf quantize as TFLite's QUANTIZE does, no error
+m.predict([float("inf"), -float("inf")] * (n_in // 2) + [0.0] * (n_in % 2))
+check("predict_str_typeerror", raises(lambda: m.predict(["a"] * n_in), TypeError, ("number",)))
+check("predict_int_typeerror", raises(lambda: m.predict(5), TypeError, ("numbers",)))
+check("predict_too_many_valueerror", raises(lambda: m.predict([0.0] * (n_in + 1)), ValueError, ("expected",)))
 check("ctx_bytes_reported", m.info()["ctx_bytes"] > 0 and m.ctx_bytes == m.info()["ctx_bytes"])
 # a writable model buffer is validated into an engine-owned copy of its records; bytes are used in place
 check("ctx_copy_for_bytearray", m.engine != "mpyml_engine" or mba.ctx_bytes > mb.ctx_bytes,
