@@ -384,3 +384,20 @@ def test_hash_and_encoding_fallbacks(virtual_board: VirtualBoard) -> None:
         board.write_file("raw.bin", data)
     for name in ("crc32.bin", "adler32.bin", "raw.bin"):
         assert (virtual_board.dir / name).read_bytes() == data
+
+
+def test_no_reset_keeps_the_running_program(virtual_board: VirtualBoard, natmod_x64: Path, tmp_path: Path) -> None:
+    """--no-reset (mpremote's `resume`) deploys without soft-resetting: state the running program set survives;
+    a plain deploy resets it away."""
+    b = virtual_board
+    mpk = packed("ad01_int8.tflite", tmp_path)
+    b.mpremote("resume", "exec", "MPYML_MARK = 1234")
+    r = b.deploy(str(mpk), "--no-reset")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = b.mpremote("resume", "exec", "print(globals().get('MPYML_MARK'))").stdout
+    assert "1234" in out, out
+    assert (b.dir / "models" / "ad01_int8.mpk").read_bytes() == mpk.read_bytes()
+    r = b.deploy(str(mpk))
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = b.mpremote("resume", "exec", "print(globals().get('MPYML_MARK'))").stdout
+    assert "None" in out, out

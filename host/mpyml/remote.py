@@ -324,6 +324,12 @@ class Board:
         else:
             raise RemoteError(f"{self.port}: no MicroPython raw REPL (got {data[-80:]!r}); is MicroPython "
                               "running on it? Reset the board and try again")
+        if not soft_reset:
+            # mpremote's exec reads the '>' prompt itself: ask for the banner once more and leave its '>'
+            s.write(b"\x01")
+            data = self._read_until(banner, timeout=self.timeout)
+            if not data.endswith(banner):
+                raise RemoteError(f"{self.port}: no raw REPL (got {data[-80:]!r})")
         if soft_reset:
             s.write(b"\x04")
             data = self._read_until(b"soft reboot\r\n", timeout=self.timeout)
