@@ -20,6 +20,7 @@ from mpyml.hostlib import HostModel, prepare_status
 from mpyml.mpk import MpkFile, with_crc
 from mpyml.spec import OPCODES
 from ops.engines import host_run, outputs_of
+from test_viper_engine import run_dual
 from tflite_build import _Model, run_tflm
 
 N_CASES = 60
@@ -173,24 +174,6 @@ def transpose_conv_case(rng: np.random.Generator) -> tuple[str, bytes, list[np.n
 
 
 # ------------------------------------------------------------------ engines
-
-def run_dual(cases: list[tuple[bytes, bytes]], tmp: Path, name: str) -> list[dict]:
-    """test_viper_engine.run_dual, with both ctx buffers sized per model when the engine's
-    ctx_size takes the model (the natmod's does; its DUAL script may still call ctx_size())."""
-    import test_viper_engine as tve
-    old = tve.DUAL
-    script = old
-    if "ce.ctx_size()" in script:
-        script = script.replace("def st(r):", "def _csz(m, mpk):\n    try:\n        return m.ctx_size(mpk)\n"
-                                "    except TypeError:\n        return m.ctx_size()\n\ndef st(r):")
-        script = script.replace("    rc = ce.prepare(mpk, cctx)", "    cctx = bytearray(_csz(ce, mpk))\n"
-                                "    vctx = bytearray(_csz(ve, mpk))\n    rc = ce.prepare(mpk, cctx)")
-    tve.DUAL = script
-    try:
-        return tve.run_dual(cases, tmp, name)
-    finally:
-        tve.DUAL = old
-
 
 def _reference(tfl: bytes, inputs: list[np.ndarray], oracle: bytes | None) -> list[bytes]:
     """tflite-micro's outputs; from the int32 twin `oracle`, widened to int64, when given."""
