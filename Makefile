@@ -150,9 +150,23 @@ test-qemu: setup natmods viper mpport
 bench: setup natmods
 	$(VENV)/bin/mpyml bench
 
+# issue 14 sparse weights: a pruned digits MLP packed dense vs sparse, .mpk bytes and the per-invoke median (loops
+# of invokes) on the unix port, x64 natmod then viper, bit-exact check against tflite-micro (tools/bench_sparse.py;
+# a benchmark, asserts nothing)
+.PHONY: bench-sparse
+bench-sparse: setup natmods viper
+	$(PY) tools/bench_sparse.py
+	$(PY) tools/bench_sparse.py --engine viper
+
 # PTQ loses accuracy on an outlier-channel model, mpyml convert --qat recovers it (a demonstration, not a test)
 qat-demo: setup natmods
 	$(VENV)/bin/python models/qat_demo.py
+
+# issue 14: digits MLP --prune 0.8 vs dense (accuracy, .mpk, unix-port invoke), a CNN's --prune-channels 0.5 (MACs,
+# accuracy before / after), distillation with / without teacher over 3 seeds (models/prune_demo.py; a few minutes)
+.PHONY: prune-demo
+prune-demo: setup natmods
+	$(PY) models/prune_demo.py
 
 # keyword spotting trained on espeak-ng speech, features from the board's MFCC on the unix port; float / PTQ / QAT /
 # device accuracy on held-out voices (models/kws_synth/build.py, cached in build/models/kws_synth; a few minutes)

@@ -502,7 +502,7 @@ def targets(mpk: bytes) -> list[Target]:
     add("magic", b"MPYX" + mpk[4:], E_MAGIC, -1, words=["magic"])
     add("magic_crc_fixed", with_crc(b"\0\0\0\0" + mpk[4:]), E_MAGIC, -1, words=["magic"])
     add("version1", c.header("version", 1), E_VERSION, -1, 1, ["version"])
-    add("version3", c.header("version", 3), E_VERSION, -1, 3, ["version"])
+    add("version4", c.header("version", 4), E_VERSION, -1, 4, ["version"])
     add("version0", c.header("version", 0), E_VERSION, -1, 0, ["version"])
     add("crc_wrong", c.header("crc32", h["crc32"] ^ 1, crc=False), E_CRC, -1, words=["CRC"])
     flipped = bytearray(mpk)
@@ -513,7 +513,7 @@ def targets(mpk: bytes) -> list[Target]:
     add("file_size_zero", c.header("file_size", 0), E_SIZE, -1, 0, ["file size"])
     # requantization params outside the trusted (engine-copied) region are refused: a caller could change them
     add("trusted_size_zero", c.header("trusted_size", 0), E_OP, 0, 9, ["op #0"])
-    for f, v, d in (("header_size", 32, 0), ("flags", 1, 0), ("trusted_size", 8, 9),
+    for f, v, d in (("header_size", 32, 0), ("sparse_size", 16, 10), ("trusted_size", 8, 9),
                     ("trusted_size", h["data_size"] + 16, 9), ("n_tensors", 0, 1),
                     ("n_tensors", 0xFFFF, 1), ("n_ops", 0, 1), ("n_inputs", 0, 2), ("n_inputs", 17, 2),
                     ("n_outputs", 0, 2), ("n_outputs", 17, 2), ("arena_size", h["arena_size"] + 8, 3),
@@ -579,7 +579,7 @@ def targets(mpk: bytes) -> list[Target]:
     done: set[int] = set()
     for op in m.ops:
         i, kind = op.index, op.opcode
-        if kind in done:
+        if kind in done or kind not in OP_TAGS:   # the newer families have their own malformed-record tests
             continue
         done.add(kind)
         tag, words = f"op{i}_{OP_TAGS[kind]}", [f"op #{i}"]
@@ -835,7 +835,7 @@ def test_sanitizer_fuzz_op_families(fuzz_driver: Path, tmp_path: Path) -> None:
         seeds.append(str(p))
         ops_seen |= {op.name for op in MpkFile(mpk).ops}
     families = {spec.OPS_BY_NAME[n].family for n in ops_seen}
-    assert families == {"core", "elementwise", "shape", "reduce", "recurrent"}, families
+    assert {"core", "elementwise", "shape", "reduce", "recurrent"} <= families, families   # (+ inplace convs)
     r = run_driver(fuzz_driver, ["-s", "21", "-f", "300", "-F", "2000", "-m", "8000", "-T", "300", "-t", "90",
                                  "-o", str(tmp_path), *seeds], timeout=400)
     print(r.stdout[-3000:])

@@ -47,6 +47,7 @@ def gen_header() -> str:
          "#include <stdint.h>", ""]
     L += [f"#define MPYML_MAGIC 0x{spec.MAGIC:08X}u /* bytes 'M','P','Y','M' */",
           f"#define MPYML_VERSION {spec.VERSION}u",
+          f"#define MPYML_VERSION_MIN {spec.VERSION_MIN}u /* oldest version a loader accepts */",
           f"#define MPYML_HEADER_SIZE {spec.HEADER_SIZE}u",
           f"#define MPYML_TENSOR_SIZE {spec.TENSOR_SIZE}u",
           f"#define MPYML_OP_HDR_SIZE {spec.OP_HDR_SIZE}u",
@@ -188,6 +189,7 @@ def gen_device() -> str:
          "# Format constants, op table and messages for the device package and the viper engine.",
          "from micropython import const", "",
          f"VERSION = const({spec.VERSION})",
+         f"VERSION_MIN = const({spec.VERSION_MIN})",
          f"MAX_OPERANDS = const({spec.MAX_OPERANDS})",
          f"MAX_PARAMS = const({spec.MAX_PARAMS})",
          f"PARAM_BASE = const({spec.PARAM_BASE})",

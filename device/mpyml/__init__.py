@@ -108,8 +108,8 @@ def _error(res):
     elif st == 7:
         msg += "; pass bytes/bytearray (not an odd memoryview slice)"
     elif st == 3:
-        msg = "format version %d, this engine reads version %d: repack the model with this mpyml" % (
-            detail, _spec.VERSION)
+        msg = "format version %d, this engine reads versions %d..%d: repack the model with this mpyml" % (
+            detail, _spec.VERSION_MIN, _spec.VERSION)
     return ValueError("mpyml: invalid model: %s [engine check line %d]" % (msg, line))
 
 

@@ -2,7 +2,8 @@
 # Format constants, op table and messages for the device package and the viper engine.
 from micropython import const
 
-VERSION = const(2)
+VERSION = const(3)
+VERSION_MIN = const(2)
 MAX_OPERANDS = const(32)
 MAX_PARAMS = const(64)
 PARAM_BASE = const(100)
@@ -10,7 +11,7 @@ OPERAND_BASE = const(200)
 
 # type code -> (name, element bytes)
 TYPES = (None, ('int8', 1), ('int32', 4), ('float32', 4), ('uint8', 1), ('int16', 2), ('int64', 8))
-OP_NAMES = ('?', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED', 'AVERAGE_POOL_2D', 'MAX_POOL_2D', 'ADD', 'RESHAPE', 'SOFTMAX', 'LUT', 'DEQUANTIZE', 'QUANTIZE_F32', 'MUL', 'MAXIMUM', 'MINIMUM', 'SUB', 'SQUARED_DIFFERENCE', 'PRELU', '?', '?', '?', '?', '?', '?', '?', 'PAD', 'CONCATENATION', 'STRIDED_COPY', 'RESIZE_NEAREST', 'RESIZE_BILINEAR', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', 'MEAN', 'SUM', 'REDUCE_MAX', 'ARG_MAX', 'TRANSPOSE_CONV', '?', '?', '?', 'SVDF', 'UNIDIRECTIONAL_SEQUENCE_LSTM')
+OP_NAMES = ('?', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED', 'AVERAGE_POOL_2D', 'MAX_POOL_2D', 'ADD', 'RESHAPE', 'SOFTMAX', 'LUT', 'DEQUANTIZE', 'QUANTIZE_F32', 'MUL', 'MAXIMUM', 'MINIMUM', 'SUB', 'SQUARED_DIFFERENCE', 'PRELU', '?', '?', '?', '?', '?', '?', '?', 'PAD', 'CONCATENATION', 'STRIDED_COPY', 'RESIZE_NEAREST', 'RESIZE_BILINEAR', 'WRITE_BOX', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', 'MEAN', 'SUM', 'REDUCE_MAX', 'ARG_MAX', 'TRANSPOSE_CONV', '?', '?', '?', 'SVDF', 'UNIDIRECTIONAL_SEQUENCE_LSTM', '?', '?', '?', '?', '?', '?', 'SPARSE_FULLY_CONNECTED', 'SPARSE_CONV_2D', '?', '?', '?', '?', '?', '?', 'DEPTHWISE_CONV_2D_INPLACE', 'CONV_2D_INPLACE')
 STATUS = ('ok', 'file truncated', 'not an mpyml model (bad magic)', 'unsupported format version', 'file size field does not match the buffer', 'CRC mismatch (file corrupted)', 'invalid header field', 'buffer not 4-byte aligned', 'invalid tensor record', 'unsupported op code', 'invalid op record', 'invalid input/output table', 'arena too small', 'model not prepared')
 # check code -> message
 CHECKS = {
@@ -64,13 +65,22 @@ CHECKS = {
     72: 'padding slot of the operand list must be 0xFFFF',
     73: 'an output shares arena bytes with an input (allowed only as an exact alias on an op record flagged IN_PLACE whose kernel runs in place)',
     74: 'invalid op record flags (only IN_PLACE, on a one-output op whose kernel runs in place): repack the model with this mpyml',
+    80: 'sparse op: input, output, column pointers (K + 1, conv KH*KW*C + 1 <= 65537), 4-bit row gaps (ceil(nnz / 2) bytes), bias / mult / shift (one per output channel, mult / shift 1 for FC per-tensor) and the accumulator scratch (int32, one per output channel) must agree',
+    81: 'sparse weights: column pointers must start at 0, never decrease and end at the value count; row indices (or the rows 4-bit gaps reach) must name an output channel and increase strictly inside a column',
+    82: "sparse weights: the row indices and column pointers must lie in the header's sparse section (format version 3)",
+    83: 'sparse weights: values must be a constant int8 tensor with zero point 0, one per row index',
+    84: 'sparse op: multipliers must be 0..2^31-1 and shifts -31..30',
+    85: 'sparse op: activation range needs act_min <= act_max',
+    88: 'in-place conv: the scratch must be an int8 arena tensor of at least the bytes the variant needs (depthwise IH*IW+KH*KW, conv rows*IW*C) sharing no bytes with the input or output',
+    89: 'in-place conv: the window of `rows` input rows is too short for the rows an output row reads or overwrites while a later one still reads them',
+    94: 'WRITE_BOX: the input placed at the offsets does not fit inside the output (4-D views: offset_i + input dim i <= output dim i)',
 }
 # op code -> (min_in, max_in, min_out, max_out, ((lo, hi), ...) params,
 #   ((typemask, storage, optional, trusted), ...) operands (inputs then outputs; variadic ones repeat
 #   the last), n_spec_in, core, param names,
 #   family index into FAMILIES: the viper kernels are in mpyml/viper_<family>.py,
 #   in_place_ok: a record flagged OPF_IN_PLACE may alias its output exactly onto an input)
-FAMILIES = ('core', 'elementwise', 'shape', 'reduce', 'recurrent')
+FAMILIES = ('core', 'elementwise', 'shape', 'reduce', 'recurrent', 'inplace', 'sparse')
 OPS = {
     1: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0, 0),
     2: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0, 0),
@@ -94,6 +104,7 @@ OPS = {
     27: (1, 1, 1, 1, ((0, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), (-2147483647, 2147483647), ), ((126, 2, 0, 0), (126, 0, 0, 0), ), 1, 0, ('start', 'stride0', 'stride1', 'stride2', 'stride3', ), 2, 0),
     28: (3, 3, 1, 1, (), ((62, 2, 0, 0), (4, 1, 0, 1), (4, 1, 0, 1), (62, 0, 0, 0), ), 3, 0, (), 2, 0),
     29: (3, 3, 1, 1, (), ((2, 2, 0, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 3, 0, (), 2, 0),
+    30: (1, 1, 1, 1, ((0, 65535), (0, 65535), (0, 65535), (0, 65535), ), ((126, 0, 0, 0), (126, 0, 0, 0), ), 1, 0, ('offset0', 'offset1', 'offset2', 'offset3', ), 2, 0),
     41: (1, 1, 1, 1, ((0, 15), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', 'input_zp', 'output_zp', 'mult', 'shift', ), 3, 0),
     42: (1, 1, 1, 1, ((0, 15), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', 'input_zp', 'output_zp', 'mult', 'shift', ), 3, 0),
     43: (1, 1, 1, 1, ((0, 15), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', ), 3, 0),
@@ -101,4 +112,8 @@ OPS = {
     45: (5, 5, 1, 1, ((1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 0, ('stride_w', 'stride_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', ), 3, 0),
     49: (4, 4, 4, 4, ((1, 1024), (-127, 128), (-32768, 32767), (-128, 127), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), ), ((2, 0, 0, 0), (2, 1, 0, 0), (32, 1, 0, 0), (4, 1, 1, 0), (2, 0, 0, 0), (32, 0, 0, 0), (4, 0, 0, 0), (4, 0, 0, 0), ), 4, 0, ('rank', 'input_offset', 'state_zero_point', 'output_offset', 'mult1', 'shift1', 'mult2', 'shift2', ), 4, 0),
     50: (13, 13, 4, 4, ((0, 1), (-127, 128), (-127, 128), (-128, 127), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 2147483647), (-31, 30), (0, 32767), (1, 49152), (0, 31), ), ((2, 0, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (2, 1, 0, 0), (4, 1, 0, 0), (4, 1, 0, 0), (4, 1, 0, 0), (4, 1, 0, 0), (2, 0, 0, 0), (2, 0, 0, 0), (32, 0, 0, 0), (32, 0, 0, 0), ), 13, 0, ('time_major', 'input_offset', 'hidden_offset', 'hidden_zero_point', 'i_in_mult', 'i_in_shift', 'i_rec_mult', 'i_rec_shift', 'f_in_mult', 'f_in_shift', 'f_rec_mult', 'f_rec_shift', 'c_in_mult', 'c_in_shift', 'c_rec_mult', 'c_rec_shift', 'o_in_mult', 'o_in_shift', 'o_rec_mult', 'o_rec_shift', 'forget_mul_mult', 'forget_mul_shift', 'input_mul_mult', 'input_mul_shift', 'output_mul_mult', 'output_mul_shift', 'cell_clip', 'tanh_mult', 'tanh_rshift', ), 4, 0),
+    57: (7, 7, 2, 2, ((-127, 128), (-128, 127), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 1, 0, 0), (50, 1, 0, 1), (4, 1, 0, 1), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), (4, 0, 0, 0), ), 7, 0, ('input_offset', 'output_offset', 'act_min', 'act_max', ), 6, 0),
+    58: (7, 7, 2, 2, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (1, 1024), (1, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), ), ((2, 2, 0, 0), (2, 1, 0, 0), (50, 1, 0, 1), (4, 1, 0, 1), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), (4, 0, 0, 0), ), 7, 0, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'kernel_w', 'kernel_h', 'input_offset', 'output_offset', 'act_min', 'act_max', ), 6, 0),
+    65: (6, 6, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1), ), ((2, 0, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), (2, 0, 0, 0), ), 6, 0, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 5, 1),
+    66: (6, 6, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1), (1, 65535), ), ((2, 0, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), (2, 0, 0, 0), ), 6, 0, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', 'rows', ), 5, 1),
 }

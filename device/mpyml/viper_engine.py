@@ -234,6 +234,7 @@ _ES = (0, 1, 4, 4, 1, 2, 8)          # element bytes by type code (mpyml/_spec.p
 
 
 _TRUSTED = [0]      # trusted_size of the model being validated (prepare is not re-entrant)
+_SPARSE = [0]       # its sparse_size (the sparse section ends the trusted region; viper_sparse checks it)
 
 
 def _in_trusted(t):
@@ -535,11 +536,11 @@ def _validate(buf):
         return (E_TRUNCATED, -1, size, 2)
     h = struct.unpack_from(_HDR, buf, 0)
     (magic, ver, header_size, file_size, crc, arena_size, n_tensors, n_ops, n_inputs, n_outputs,
-     tensors_offset, ops_offset, ops_size, io_offset, data_offset, data_size, _macs, flags,
+     tensors_offset, ops_offset, ops_size, io_offset, data_offset, data_size, _macs, sparse_size,
      trusted_size) = h
     if magic != _MAGIC:
         return (E_MAGIC, -1, 0, 3)
-    if ver != 2:
+    if ver < _spec.VERSION_MIN or ver > _spec.VERSION:
         return (E_VERSION, -1, ver, 4)
     if file_size > size:
         return (E_TRUNCATED, -1, size, 5)
@@ -547,7 +548,7 @@ def _validate(buf):
         return (E_SIZE, -1, file_size, 6)
     if int(_crc(buf, 0, size, 12, 16, 0, 0)) & 0xFFFFFFFF != crc:
         return (E_CRC, -1, 0, 7)
-    if header_size != 64 or flags != 0:
+    if header_size != 64:
         return (E_HEADER, -1, 0, 8)
     if n_tensors == 0 or n_tensors == 0xFFFF or n_ops == 0:
         return (E_HEADER, -1, 1, 9)
@@ -569,6 +570,10 @@ def _validate(buf):
         return (E_HEADER, -1, 8, 17)
     if trusted_size > data_size or trusted_size % 16:
         return (E_HEADER, -1, 9, 30)
+    # the sparse section (v3): the last sparse_size bytes of the trusted region; a v2 file has none
+    if sparse_size > trusted_size or sparse_size % 16 or (ver < 3 and sparse_size):
+        return (E_HEADER, -1, 10, 31)
+    _SPARSE[0] = sparse_size
 
     _TRUSTED[0] = trusted_size
     tens = _Tensors(buf, tensors_offset, n_tensors)

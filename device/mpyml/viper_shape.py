@@ -1,5 +1,5 @@
 # mpyml viper kernels of the "shape" op family (data movement): PAD, CONCATENATION, STRIDED_COPY,
-# RESIZE_NEAREST, RESIZE_BILINEAR. Bit-exact with native_modules/engine/ops/shape_*.c.
+# RESIZE_NEAREST, RESIZE_BILINEAR, WRITE_BOX (patch plans). Bit-exact with native_modules/engine/ops/shape_*.c.
 #
 # check(opcode, ts, n_in, n_out, prm, buf, data) -> check code: plain Python, run once by prepare;
 #   mirrors each C <kernel>_check test by test (same order, same code).
@@ -23,6 +23,7 @@ _OP_CONCAT = const(26)
 _OP_COPY = const(27)
 _OP_NEAREST = const(28)
 _OP_BILINEAR = const(29)
+_OP_BOX = const(30)
 
 _CHK_SHAPE_OUT = const(40)
 _CHK_TYPES = const(41)
@@ -33,6 +34,7 @@ _CHK_TABLE = const(45)
 _CHK_RANK = const(46)
 _CHK_WEIGHT = const(47)
 _CHK_COUNT = const(70)
+_CHK_BOX = const(94)
 
 _ES = (0, 1, 4, 4, 1, 2, 8)          # element bytes by type code
 
@@ -152,6 +154,17 @@ def _check_resize(ts, buf, data, per):
     return r
 
 
+def _check_box(ts, prm):
+    x, y = ts[0], ts[1]
+    if x[0] != y[0]:
+        return _CHK_TYPES
+    di, do = _dims4(x), _dims4(y)
+    for i in range(4):
+        if prm[i] > do[i] or di[i] > do[i] - prm[i]:
+            return _CHK_BOX
+    return 0
+
+
 def check(opcode, ts, n_in, n_out, prm, buf, data):
     if opcode == _OP_PAD:
         return _check_pad(ts, prm)
@@ -163,6 +176,8 @@ def check(opcode, ts, n_in, n_out, prm, buf, data):
         return _check_resize(ts, buf, data, 1)
     if opcode == _OP_BILINEAR:
         return _check_resize(ts, buf, data, 3)
+    if opcode == _OP_BOX:
+        return _check_box(ts, prm)
     return _CHK_COUNT
 
 
@@ -442,6 +457,45 @@ def _k_bilinear(model, arena, ctx):
 
 
 @micropython.viper
+def _k_box(model, arena, ctx):
+    # out[n+o0, h+o1, w+o2, c+o3] = in[n,h,w,c]: runs of C*es bytes (both operands in the arena)
+    c = ptr32(ctx)
+    aa = int(ptr8(arena))
+    x = ptr8(c[_C_X] + aa)
+    o = ptr8(c[_C_X + 8] + aa)
+    es = int(_esize(c[_C_X + 7]))
+    o0 = c[_C_XP]
+    o1 = c[_C_XP + 1]
+    o2 = c[_C_XP + 2]
+    o3 = c[_C_XP + 3]
+    dn = c[_C_X + 2]
+    dh = c[_C_X + 3]
+    dw = c[_C_X + 4]
+    rowb = c[_C_X + 5] * es
+    OH = c[_C_X + 8 + 3]
+    OW = c[_C_X + 8 + 4]
+    OC = c[_C_X + 8 + 5]
+    ostep = OC * es
+    src = 0
+    n = 0
+    while n < dn:
+        h = 0
+        while h < dh:
+            dst = ((((n + o0) * OH + h + o1) * OW + o2) * OC + o3) * es
+            w = 0
+            while w < dw:
+                k = 0
+                while k < rowb:
+                    o[dst + k] = x[src + k]
+                    k += 1
+                src += rowb
+                dst += ostep
+                w += 1
+            h += 1
+        n += 1
+
+
+@micropython.viper
 def run(opc: int, model, arena, ctx):
     if opc == _OP_PAD:
         _k_pad(model, arena, ctx)
@@ -453,3 +507,5 @@ def run(opc: int, model, arena, ctx):
         _k_nearest(model, arena, ctx)
     elif opc == _OP_BILINEAR:
         _k_bilinear(model, arena, ctx)
+    elif opc == _OP_BOX:
+        _k_box(model, arena, ctx)

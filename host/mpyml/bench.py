@@ -8,6 +8,9 @@ given on the command line:
          reference kernels, in this CPython process). Same random int8 input, same repeat count.
 - arena: mpyml's planned arena (from the .mpk) vs tflite-micro's non-persistent arena ("head", from its
          RecordingMicroAllocator): both are the activation memory laid out by a planner.
+- patch: the smallest arena patch-based inference reaches (`mpyml pack --max-ram` at its best figure; the
+         default arena when no patch plan is smaller) and the MAC overhead of its recomputation; that plan is
+         run once on the first engine and must be bit-exact too.
 - size:  packed .mpk bytes vs .tflite bytes.
 - exact: whether mpyml's outputs equal tflite-micro's bit for bit on that input.
 
@@ -65,6 +68,9 @@ class BenchRow:
     tflm_tail_bytes: int | None = None
     mpyml_arena_bytes: int | None = None
     arena_ratio: float | None = None
+    patch_arena_bytes: int | None = None     # arena with patching at its best --max-ram
+    patch_mac_overhead: float | None = None  # MACs of that plan / MACs of the default plan
+    patch_exact: bool | None = None          # that plan bit-exact with tflite-micro (first engine)
     tflm_us: float | None = None
     engines: list[EngineResult] = field(default_factory=list)
     error: str | None = None
@@ -142,6 +148,24 @@ def bench_model(path: Path, repeat: int, engines: Sequence[str | None]) -> Bench
     if layers and all("macs" in layer for layer in layers):
         row.macs = int(sum(int(layer["macs"]) for layer in layers))
 
+    # patching at its best: the smallest arena any patch plan reaches, run once
+    try:
+        from .packer import pack_model, serialize
+        from .patch import smallest
+        base = pack_model(tflite)
+        best = smallest(base)
+        row.patch_arena_bytes = int(best.arena_size)
+        row.patch_mac_overhead = _ratio(sum(op.macs for op in best.ops), sum(op.macs for op in base.ops))
+        if best is not base:
+            got = unix_port.run_model(serialize(best), inputs, repeat=1, engine=engines[0] if engines else None)
+            row.patch_exact = all(np.array_equal(np.asarray(o).ravel(), r.ravel())
+                                  for o, r in zip(got.outputs, ref, strict=True))
+            if not row.patch_exact:
+                row.error = f"patch plan (arena {best.arena_size} B): outputs differ from tflite-micro"
+    except Exception as e:
+        row.error = f"patch plan: {_err(e)}"
+        return row
+
     # mpyml on the unix port, per engine: one session for the outputs (a single invoke: repeated invokes
     # may legitimately overwrite the input buffer, which the arena planner reuses once it is consumed),
     # one for the timing.
@@ -190,7 +214,8 @@ def _geomean(vals: Sequence[float | None]) -> float | None:
 def table_columns(engines: Sequence[str | None]) -> list[str]:
     """Column headers: fixed size/arena/tflite-micro columns, then a time group per engine."""
     cols = [
-        "model", "tflite B", "mpk B", "size x", "tflm head B", "mpyml arena B", "arena x", "tflm us",
+        "model", "tflite B", "mpk B", "size x", "tflm head B", "mpyml arena B", "arena x", "patch arena B", "MAC x",
+        "tflm us",
     ]
     for engine in engines:
         label = engine_label(engine)
@@ -205,7 +230,7 @@ def _cells(row: BenchRow, engines: Sequence[str | None]) -> list[str]:
     cells = [
         row.model, _fmt_int(row.tflite_bytes), _fmt_int(row.mpk_bytes), _fmt_ratio(row.size_ratio),
         _fmt_int(row.tflm_head_bytes), _fmt_int(row.mpyml_arena_bytes), _fmt_ratio(row.arena_ratio),
-        _fmt_us(row.tflm_us),
+        _fmt_int(row.patch_arena_bytes), _fmt_ratio(row.patch_mac_overhead), _fmt_us(row.tflm_us),
     ]
     by_engine = {e.engine: e for e in row.engines}
     for engine in engines:
@@ -222,7 +247,7 @@ def format_table(rows: Sequence[BenchRow], engines: Sequence[str | None], repeat
     body = [_cells(r, engines) for r in rows]
     if len(rows) > 1:
         gm = ["geomean", "", "", _fmt_ratio(_geomean([r.size_ratio for r in rows])), "", "",
-              _fmt_ratio(_geomean([r.arena_ratio for r in rows])), ""]
+              _fmt_ratio(_geomean([r.arena_ratio for r in rows])), "", "", ""]
         for engine in engines:
             ratios = [e.time_ratio for r in rows for e in r.engines if e.engine == engine]
             gm += ["", _fmt_ratio(_geomean(ratios)), ""]
@@ -246,6 +271,8 @@ def format_table(rows: Sequence[BenchRow], engines: Sequence[str | None], repeat
         "x: mpyml / tflite-micro (< 1: mpyml smaller or faster). arena: mpyml's planned arena vs "
         "tflite-micro's non-persistent head.",
         "size: .mpk vs .tflite bytes. exact: outputs bit-identical to tflite-micro's.",
+        "patch arena: the smallest arena `mpyml pack --max-ram` reaches (patch-based inference, bit-exact on the "
+        "first engine); MAC x: its recomputation overhead.",
     ]
     for r in rows:
         if r.error:

@@ -12,15 +12,19 @@ import numpy as np
 
 # Modules that contribute sub-commands through add_commands(subparsers).
 COMMAND_MODULES = ("mpyml.bench", "mpyml.deploy", "mpyml.board", "mpyml.flash", "mpyml.convert",
-                   "mpyml.sign")
+                   "mpyml.sign", "mpyml.compare", "mpyml.fit")
+
+
+_SPARSE_MODES: dict[str, bool | str] = {"auto": True, "always": "always", "never": False}
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from .packer import PackError, pack
+    from .packer import PackError, pack_model, serialize
     src = Path(args.model)
     out = Path(args.output) if args.output else src.with_suffix(".mpk")
     try:
-        data = pack(src.read_bytes())
+        pm = pack_model(src.read_bytes(), args.max_ram, _SPARSE_MODES[args.sparse])
+        data = serialize(pm)
     except PackError as e:
         print(f"mpyml pack: {src}: {e}", file=sys.stderr)
         return 2
@@ -33,6 +37,14 @@ def cmd_pack(args: argparse.Namespace) -> int:
     info = inspect_model(mpk)
     print(f"packed {src} ({src.stat().st_size:,} B) -> {out} ({len(data):,} B): {info['ops']} ops, "
           f"{info['macs']:,} MACs, arena {info['arena_bytes']:,} B, weights {info['weights_bytes']:,} B")
+    patch = getattr(pm, "patch", None)
+    if patch is not None:
+        print(f"patch plan: ops {patch.stage[0]}..{patch.stage[1]} in {patch.grid[0]}x{patch.grid[1]} tiles "
+              f"of {patch.tile[0]}x{patch.tile[1]}; arena {patch.arena_unpatched:,} -> {patch.arena:,} B, "
+              f"MACs x{patch.mac_overhead:.3f} (recomputation), op records {patch.ops_bytes_unpatched:,} -> "
+              f"{patch.ops_bytes:,} B; the engine context of a model loaded into writable memory (bytearray, or "
+              f"the viper engine) grows by {patch.ctx_growth:,} B, a model used in place (bytes, ROMFS) by the C "
+              "engine needs none")
     return 0
 
 
@@ -40,9 +52,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect_model import format_table, inspect_json, inspect_model
     from .packer import PackError
     data = Path(args.model).read_bytes()
+    if args.max_ram is not None and data[4:8] != b"TFL3":
+        print(f"mpyml inspect: {args.model}: --max-ram packs a .tflite; a packed .mpk already has its plan "
+              "(its patch stages are shown without it)", file=sys.stderr)
+        return 2
     try:
-        info = inspect_model(data)
-        print(inspect_json(data) if args.json else format_table(info))
+        info = inspect_model(data, args.max_ram)
+        print(inspect_json(data, args.max_ram) if args.json else format_table(info))
         if getattr(args, "plot", None):
             from .inspect_model import plot_memory
             try:
@@ -108,6 +124,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _max_ram(text: str) -> int:
+    try:
+        v = int(text.replace("_", ""), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive byte count, got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mpyml", description="int8 ML models on MicroPython: pack, inspect, run, "
                                  "benchmark and deploy.")
@@ -116,11 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("-o", "--output", help="output path (default: MODEL.mpk)")
     p.add_argument("--sign", metavar="KEY", help="append an Ed25519 signature made with KEY (`mpyml keygen`)")
+    p.add_argument("--max-ram", metavar="BYTES", type=_max_ram,
+                   help="arena budget: run the first stage in spatial tiles (patch-based inference) when the "
+                        "default plan needs more; the smallest reachable figure is named when BYTES is too small")
+    p.add_argument("--sparse", choices=tuple(_SPARSE_MODES), default="auto",
+                   help="FC / conv layers with mostly-zero weights stored sparse: where smaller and not slower "
+                        "(auto, default), wherever smaller (always), or never")
     p.set_defaults(func=cmd_pack)
     p = sub.add_parser("inspect", help="per-layer table of a .tflite or .mpk")
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="PNG", help="also draw the live arena bytes per op into PNG (matplotlib)")
+    p.add_argument("--max-ram", metavar="BYTES", type=_max_ram,
+                   help="pack a .tflite as `pack --max-ram` does and show the patch plan: arena with and without "
+                        "patching, MAC overhead of recomputation")
     p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("run", help="run a model on the MicroPython unix port through the native module")
     p.add_argument("model", help=".mpk (or .tflite, packed first)")

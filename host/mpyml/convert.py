@@ -2,6 +2,8 @@
 
     mpyml convert MODEL -o OUT.mpk --calibration DATA [--eval X Y] [--io int8|uint8|float] [--tflite OUT.tflite]
                   [--json] [--report DIR] [--qat --train X Y [--epochs N]] [--quiet]
+                  [--teacher T.keras [--temperature T] [--alpha A]] [--prune-channels F] [--prune S]
+                  [--train X Y] [--epochs N] [--lr LR] [--seed N]
 
 MODEL: a Keras 3 ``.keras`` file, a legacy ``.h5`` (loaded with tf_keras when Keras 3 cannot) or a SavedModel
 directory. DATA: ``.npy`` / ``.npz`` float samples shaped as the model takes them (NHWC, with or without the
@@ -19,6 +21,14 @@ MicroPython unix port (C engine), and says whether the device was bit-exact with
 sample. Y holds class labels (integers, or one-hot rows: accuracy) or float targets (mean absolute error).
 Per-op SQNR (dB) compares every int8 op's dequantized output with the float32 TFLite model (same converter,
 no quantization) on the calibration data, matched by tensor name.
+
+Compression (host/mpyml/prune.py, host/mpyml/distill.py; each needs ``--train X Y`` and runs in this order,
+each stage converted, packed and measured like the original): ``--teacher`` trains the student MODEL with and
+without the teacher's softened outputs (same initial weights, seed and budget); ``--prune-channels F`` removes the
+fraction F of the channels of every prunable channel group (smallest L1 norm) and fine-tunes the narrower model;
+``--prune S`` prunes the kernels by magnitude to sparsity S on a schedule while fine-tuning. The last stage's
+model is written; the report has every stage side by side with the original (sparsity, sizes, MACs, arena,
+accuracy, unix-port invoke time).
 
 Python: ``mpyml.convert(model_or_path, calibration=..., eval_data=(x, y), io="int8") -> ConvertResult``.
 """
@@ -50,6 +60,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_MAX_CALIBRATION = 500
 DEFAULT_EPOCHS = 3
 DEFAULT_QAT_LR = 1e-4
+DEFAULT_LR = 1e-3              # fine-tuning after pruning, distillation
 TIMING_REPEAT = 50
 
 
@@ -569,6 +580,8 @@ class ConvertResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     qat_tflite: bytes | None = None
     qat_mpk: bytes | None = None
+    base_tflite: bytes | None = None   # with --prune / --prune-channels / --teacher: the uncompressed model's
+    base_mpk: bytes | None = None      # (tflite / mpk then hold the last compression stage's, the one written)
 
 
 def evaluate(lm: LoadedModel, tflite: bytes, mpk: bytes, x: np.ndarray, t: Targets,
@@ -700,11 +713,15 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
             tflite_output: str | os.PathLike[str] | None = None, report_dir: str | os.PathLike[str] | None = None,
             qat: bool = False, train_data: tuple[Any, Any] | None = None, epochs: int = DEFAULT_EPOCHS,
             qat_lr: float = DEFAULT_QAT_LR, progress: bool = True, max_calibration: int = DEFAULT_MAX_CALIBRATION,
-            sqnr: bool = True, timing: bool = True) -> ConvertResult:
+            sqnr: bool = True, timing: bool = True, prune: float | None = None,
+            prune_channels: float | None = None, teacher: Any = None, temperature: float | None = None,
+            alpha: float | None = None, lr: float = DEFAULT_LR, seed: int = 0) -> ConvertResult:
     """Quantize (full-integer PTQ, optionally QAT) and pack a float model; measure it when eval_data is given.
 
     calibration: float array (N, *input) / .npy / .npz path / folder of images. eval_data: (x, y) arrays or paths.
     io: "int8", "uint8" or "float" (float32 model edges). Writes `output` (.mpk) and `tflite_output` when given.
+    teacher (distillation), prune_channels (structured), prune (magnitude sparsity): compression stages run in
+    that order on train_data, each measured (metrics "distill", "prune_channels", "prune"); the last is written.
     """
     from .inspect_model import inspect_model
     from .packer import PackError, pack
@@ -715,6 +732,9 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
         raise ConvertError("--qat needs training data: add --train X Y")
     if epochs < 1:
         raise ConvertError(f"--epochs {epochs}: must be at least 1")
+    compress = prune is not None or prune_channels is not None or teacher is not None
+    if compress or temperature is not None or alpha is not None:
+        _check_compress(qat, train_data, prune, prune_channels, teacher, temperature, alpha, lr)
     lm = load_model(model_or_path)
     if any(d < 0 for d in lm.input_shape):
         pass   # dynamic dims are checked against the data only where fixed
@@ -774,6 +794,12 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
             metrics["qat"] = q
             # the QAT model is the one written out
             tfl, mpk = qtfl, qmpk
+        if compress:
+            assert train_data is not None
+            result.base_tflite, result.base_mpk = tfl, mpk
+            tfl, mpk = _compress(lm, tfl, cal, io, prog, metrics, train_data, ex, et, epochs, lr, seed, timing,
+                                 prune, prune_channels, teacher, temperature, alpha)
+            result.tflite, result.mpk = tfl, mpk
     if output is not None:
         Path(output).write_bytes(mpk)
     if tflite_output is not None:
@@ -783,6 +809,124 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
 
         metrics["report"] = str(write_report(Path(report_dir), metrics))
     return result
+
+
+# ---------------------------------------------------------------------------------------------- compression
+def _check_compress(qat: bool, train_data: Any, prune: float | None, prune_channels: float | None, teacher: Any,
+                    temperature: float | None, alpha: float | None, lr: float) -> None:
+    used = " / ".join(n for n, v in (("--prune", prune), ("--prune-channels", prune_channels),
+                                      ("--teacher", teacher)) if v is not None)
+    if teacher is None and (temperature is not None or alpha is not None):
+        raise ConvertError("--temperature / --alpha are distillation settings: add --teacher TEACHER.keras")
+    if qat:
+        raise ConvertError(f"--qat with {used}: QAT would fill the pruned weights back in; run one of them")
+    if train_data is None:
+        raise ConvertError(f"{used} fine-tunes the model: add --train X Y")
+    if prune is not None and not 0.0 < prune < 1.0:
+        raise ConvertError(f"--prune {prune:g}: the sparsity must be between 0 and 1 (e.g. 0.8)")
+    if prune_channels is not None and not 0.0 < prune_channels < 1.0:
+        raise ConvertError(f"--prune-channels {prune_channels:g}: the fraction of channels removed must be between "
+                           "0 and 1 (e.g. 0.5)")
+    if temperature is not None and not temperature > 0:
+        raise ConvertError(f"--temperature {temperature:g}: must be positive (e.g. 4)")
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        raise ConvertError(f"--alpha {alpha:g}: the hard-label weight must be in [0, 1] (e.g. 0.1)")
+    if not lr > 0:
+        raise ConvertError(f"--lr {lr:g}: the learning rate must be positive (e.g. 1e-3)")
+
+
+def _stage(lm: LoadedModel, model: Any, cal: np.ndarray, io: str, prog: Progress, ex: np.ndarray | None,
+           et: Targets | None, timing: bool, what: str) -> tuple[bytes, bytes, dict[str, Any]]:
+    """Quantize, pack, inspect and (with eval data) evaluate one compressed float model."""
+    from .compare import weight_sparsity_int8
+    from .inspect_model import inspect_model
+    from .packer import PackError, pack
+
+    slm = LoadedModel(lm.kind, None, model, lm.input_shape, lm.output_shape)
+    tfl = quantized_tflite(slm, cal, io, prog)
+    try:
+        mpk = pack(tfl)
+    except PackError as e:
+        raise ConvertError(f"{what}: converted, but mpyml cannot pack it: {_first_line(e)}") from None
+    info = inspect_model(mpk)
+    d: dict[str, Any] = {"file_bytes": len(mpk), "tflite_bytes": len(tfl), "macs": info["macs"],
+                         "arena_bytes": info["arena_bytes"], "weights_bytes": info["weights_bytes"],
+                         "params": int(model.count_params()), "int8_weight_sparsity": weight_sparsity_int8(tfl)}
+    if ex is not None and et is not None:
+        ev = evaluate(slm, tfl, mpk, ex, et, prog, timing=timing)
+        d.update({k: v for k, v in ev.items() if k.startswith(("float_", "int8_", "device_", "bit_exact",
+                                                                "unix_port"))})
+    return tfl, mpk, d
+
+
+def _compress(lm: LoadedModel, base_tflite: bytes, cal: np.ndarray, io: str, prog: Progress,
+              metrics: dict[str, Any],
+              train_data: tuple[Any, Any], ex: np.ndarray | None, et: Targets | None, epochs: int, lr: float,
+              seed: int, timing: bool, prune: float | None, prune_channels: float | None, teacher: Any,
+              temperature: float | None, alpha: float | None) -> tuple[bytes, bytes]:
+    """The compression stages (distill -> structured -> magnitude), each measured into metrics; the last's bytes."""
+    from . import distill as kd
+    from . import prune as pr
+
+    if lm.kind == "saved_model":
+        raise ConvertError("--prune / --prune-channels / --teacher train the model: give the Keras file "
+                           "(.keras or .h5), not a SavedModel")
+    tx = load_calibration(train_data[0], lm.input_shape, what="training data")
+    ty = load_targets(train_data[1], len(tx), lm.output_shape).y
+    model = pr.clone(lm.model)
+    metrics["params"] = int(model.count_params())
+    from .compare import weight_sparsity_int8
+
+    metrics["int8_weight_sparsity"] = weight_sparsity_int8(base_tflite)
+    out: tuple[bytes, bytes] | None = None
+    stages: list[str] = []
+    try:
+        if teacher is not None:
+            T = kd.DEFAULT_TEMPERATURE if temperature is None else float(temperature)  # noqa: N806
+            a = kd.DEFAULT_ALPHA if alpha is None else float(alpha)
+            tlm = load_model(teacher)
+            if tuple(tlm.input_shape) != tuple(lm.input_shape):
+                raise ConvertError(f"--teacher: the teacher takes {tlm.input_shape}, the student "
+                                   f"{lm.input_shape}: give a teacher for the same inputs")
+            tout = tlm.predict(tx)
+            adv = prog.task("distilling (epochs, without + with teacher)", 2 * epochs)
+            plain, model = kd.distill(model, tout, tx, ty, epochs, lr, T, a, seed=seed, on_epoch=lambda: adv(1))
+            _, _, d_plain = _stage(lm, plain, cal, io, prog, ex, et, timing, "--teacher (student without teacher)")
+            tfl, mpk, d_kd = _stage(lm, model, cal, io, prog, ex, et, timing, "--teacher")
+            d: dict[str, Any] = {"teacher": str(teacher), "temperature": T, "alpha": a, "epochs": epochs,
+                                 "learning_rate": lr, "seed": seed, "without_teacher": d_plain, "with_teacher": d_kd}
+            if ex is not None and et is not None:
+                d["teacher_float_" + ("accuracy" if et.kind == "labels" else "mae")] = _score(et, tlm.predict(ex))
+            metrics["distill"] = d
+            out = (tfl, mpk)
+            stages.append("distill")
+        if prune_channels is not None:
+            adv = prog.task("structured pruning: fine-tuning (epochs)", epochs)
+            narrow, plan = pr.prune_channels(model, prune_channels)
+            if not plan.keep:
+                raise ConvertError("--prune-channels: no channel can be removed from this model (every channel "
+                                   "group reaches the input, the output or a layer that needs all of them)")
+            pr.finetune(narrow, tx, ty, epochs, lr, seed=seed, on_epoch=lambda: adv(1))
+            model = narrow
+            tfl, mpk, d = _stage(lm, model, cal, io, prog, ex, et, timing, "--prune-channels")
+            d.update({"fraction": prune_channels, "epochs": epochs, "learning_rate": lr, "seed": seed,
+                      "groups": plan.summary()})
+            metrics["prune_channels"] = d
+            out = (tfl, mpk)
+            stages.append("prune_channels")
+        if prune is not None:
+            adv = prog.task("magnitude pruning: fine-tuning (epochs)", epochs)
+            info = pr.magnitude_prune(model, tx, ty, prune, epochs, lr, seed=seed, on_epoch=lambda: adv(1))
+            tfl, mpk, d = _stage(lm, model, cal, io, prog, ex, et, timing, "--prune")
+            d.update(info)
+            metrics["prune"] = d
+            out = (tfl, mpk)
+            stages.append("prune")
+    except pr.PruneError as e:
+        raise ConvertError(str(e)) from None
+    assert out is not None
+    metrics["stages"] = stages
+    return out
 
 
 class _CallableModule(types.ModuleType):
@@ -816,6 +960,7 @@ def _fmt(metrics: dict[str, Any]) -> str:
             lines.append(f"QAT ({q['epochs']} epochs): int8 tflite-micro {pct(q[f'int8_{k}'])}, device "
                          f"{pct(q[f'device_{k}'])}, bit-exact {'yes' if q['bit_exact'] else 'NO'} "
                          f"(vs PTQ {pct(m[f'int8_{k}'])})")
+    lines += _fmt_stages(m)
     if m.get("worst_op"):
         w = m["worst_op"]
         lost = f", loses {w['loss_db']:.1f} dB itself" if w.get("loss_db") is not None else ""
@@ -824,13 +969,47 @@ def _fmt(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fmt_stage(name: str, d: dict[str, Any], base: dict[str, Any]) -> str:
+    k = base.get("metric")
+    s = (f"{name}: .mpk {d['file_bytes']:,} B ({d['file_bytes'] / base['file_bytes']:.2f}x), "
+         f"{d['macs']:,} MACs ({d['macs'] / max(1, base['macs']):.2f}x), arena {d['arena_bytes']:,} B, "
+         f"int8 weights {d['int8_weight_sparsity']:.1%} zero")
+    if k and f"int8_{k}" in d:
+        pct = (lambda v: f"{v:.2%}") if k == "accuracy" else (lambda v: f"{v:.5g}")
+        s += (f", int8 {k} {pct(d[f'int8_{k}'])} (device {pct(d[f'device_{k}'])}, bit-exact "
+              f"{'yes' if d['bit_exact'] else 'NO'})")
+    if d.get("unix_port_us") is not None:
+        t0 = base.get("unix_port_us")
+        s += f", invoke {d['unix_port_us']:.0f} us" + (f" ({d['unix_port_us'] / t0:.2f}x)" if t0 else "")
+    return s
+
+
+def _fmt_stages(m: dict[str, Any]) -> list[str]:
+    lines = []
+    if "distill" in m:
+        d = m["distill"]
+        lines.append(f"distillation (T={d['temperature']:g}, alpha={d['alpha']:g}, {d['epochs']} epochs, "
+                     f"seed {d['seed']}):")
+        lines.append("  " + _fmt_stage("student without teacher", d["without_teacher"], m))
+        lines.append("  " + _fmt_stage("student with teacher", d["with_teacher"], m))
+    if "prune_channels" in m:
+        d = m["prune_channels"]
+        lines.append(_fmt_stage(f"structured pruning {d['fraction']:.0%} of channels ({d['epochs']} epochs)", d, m))
+    if "prune" in m:
+        d = m["prune"]
+        lines.append(_fmt_stage(f"magnitude pruning to {d['target_sparsity']:.0%} ({d['epochs']} epochs)", d, m))
+    return lines
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     try:
         res = convert(args.model, args.calibration, output=args.output, io=args.io,
                       eval_data=tuple(args.eval) if args.eval else None, tflite_output=args.tflite,
                       report_dir=args.report, qat=args.qat, train_data=tuple(args.train) if args.train else None,
                       epochs=args.epochs, qat_lr=args.qat_lr, progress=not args.quiet,
-                      max_calibration=args.max_calibration)
+                      max_calibration=args.max_calibration, prune=args.prune, prune_channels=args.prune_channels,
+                      teacher=args.teacher, temperature=args.temperature, alpha=args.alpha, lr=args.lr,
+                      seed=args.seed)
     except ConvertError as e:
         print(f"mpyml convert: {e}", file=sys.stderr)
         return 2
@@ -842,6 +1021,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}" + (f", {args.tflite}" if args.tflite else "")
               + (f", report {res.metrics['report']}" if "report" in res.metrics else ""))
     if "bit_exact" in res.metrics and not res.metrics["bit_exact"]:
+        return 1
+    st = res.metrics
+    stages = [st.get("prune"), st.get("prune_channels"), *((st["distill"]["without_teacher"],
+                                                            st["distill"]["with_teacher"]) if "distill" in st else ())]
+    if any(d is not None and d.get("bit_exact") is False for d in stages):
         return 1
     return 0
 
@@ -858,8 +1042,24 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object with every measurement")
     p.add_argument("--report", metavar="DIR", help="write a Markdown report with PNG plots into DIR")
     p.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning (needs --train)")
-    p.add_argument("--train", nargs=2, metavar=("X", "Y"), help="training data for --qat")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"QAT epochs (default {DEFAULT_EPOCHS})")
+    p.add_argument("--train", nargs=2, metavar=("X", "Y"),
+                   help="training data for --qat / --prune / --prune-channels / --teacher")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                   help=f"training epochs of QAT and of each compression stage (default {DEFAULT_EPOCHS})")
+    p.add_argument("--prune", type=float, metavar="SPARSITY",
+                   help="magnitude pruning to this fraction of zero weights while fine-tuning (needs --train)")
+    p.add_argument("--prune-channels", type=float, metavar="FRACTION",
+                   help="remove this fraction of filters / channels (L1 norm) and fine-tune (needs --train)")
+    p.add_argument("--teacher", metavar="TEACHER.keras",
+                   help="distil: train MODEL on this teacher's softened outputs (needs --train)")
+    from .distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+
+    p.add_argument("--temperature", type=float, help=f"distillation temperature (default {DEFAULT_TEMPERATURE:g})")
+    p.add_argument("--alpha", type=float,
+                   help=f"weight of the hard-label loss in distillation (default {DEFAULT_ALPHA:g})")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR,
+                   help=f"learning rate of the compression stages' training (Adam, default {DEFAULT_LR:g})")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the compression stages' training")
     p.add_argument("--qat-lr", type=float, default=DEFAULT_QAT_LR,
                    help=f"QAT learning rate (Adam, default {DEFAULT_QAT_LR:g})")
     p.add_argument("--max-calibration", type=int, default=DEFAULT_MAX_CALIBRATION,

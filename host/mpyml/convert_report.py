@@ -2,6 +2,9 @@
 
 report.md + accuracy.png (float vs int8 vs device, and QAT when run), sqnr.png (per-op output SQNR against the
 float model, the op that loses most marked) and memory.png (per-layer activation bytes from mpyml.inspect_model).
+With --prune / --prune-channels / --teacher: a table of the original and every compression stage (int8 weight
+sparsity, .mpk, weights, arena, MACs, accuracy on tflite-micro and the device, bit-exact, unix-port invoke) and
+compression.png (accuracy against .mpk size and against MACs).
 """
 
 from __future__ import annotations
@@ -83,6 +86,66 @@ def _memory_png(m: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def stage_rows(m: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, measurements) of the original model and each compression stage, in the order they ran."""
+    rows: list[tuple[str, dict[str, Any]]] = [("original", m)]
+    if "distill" in m:
+        rows += [("student without teacher", m["distill"]["without_teacher"]),
+                 ("student with teacher", m["distill"]["with_teacher"])]
+    if "prune_channels" in m:
+        rows.append((f"structured {m['prune_channels']['fraction']:.0%} channels", m["prune_channels"]))
+    if "prune" in m:
+        rows.append((f"magnitude {m['prune']['target_sparsity']:.0%}", m["prune"]))
+    return rows
+
+
+def _compression_md(m: dict[str, Any]) -> list[str]:
+    k = m.get("metric")
+    md = ["## Compression", "", "| model | int8 weights zero | .mpk B | weights B | arena B | MACs | "
+          + (f"int8 {k} | device {k} | bit-exact | " if k else "") + "invoke µs |",
+          "|---|---:|---:|---:|---:|---:|" + ("---:|---:|---|" if k else "") + "---:|"]
+    for name, d in stage_rows(m):
+        sp = d.get("int8_weight_sparsity")
+        cells = [name, "?" if sp is None else f"{sp:.1%}", f"{d['file_bytes']:,}", f"{d['weights_bytes']:,}",
+                 f"{d['arena_bytes']:,}", f"{d['macs']:,}"]
+        if k:
+            cells += [f"{d.get(f'int8_{k}', float('nan')):.4f}", f"{d.get(f'device_{k}', float('nan')):.4f}",
+                      "yes" if d.get("bit_exact") else "NO"]
+        cells.append("" if d.get("unix_port_us") is None else f"{d['unix_port_us']:.0f}")
+        md.append("| " + " | ".join(cells) + " |")
+    if "distill" in m:
+        d = m["distill"]
+        md += ["", f"Distillation: teacher `{d['teacher']}`, T = {d['temperature']:g}, alpha = {d['alpha']:g} "
+               f"(hard-label weight), {d['epochs']} epochs, seed {d['seed']}; both students start from the same "
+               "weights with the same seed and budget."]
+    if "prune_channels" in m:
+        md += ["", "Channel groups: " + ", ".join(f"{' + '.join(g['layers'])} {g['channels']} -> {g['kept']}"
+                                                  for g in m["prune_channels"]["groups"])]
+    md.append("")
+    return md
+
+
+def _compression_png(m: dict[str, Any], path: Path) -> bool:
+    k = m.get("metric")
+    if not k:
+        return False
+    rows = [(n, d) for n, d in stage_rows(m) if f"int8_{k}" in d]
+    plt = _plt()
+    scale = 100.0 if k == "accuracy" else 1.0
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, key, label in ((axes[0], "file_bytes", ".mpk bytes"), (axes[1], "macs", "MACs")):
+        for n, d in rows:
+            ax.scatter(d[key], d[f"int8_{k}"] * scale, color="#4878a8")
+            ax.annotate(n, (d[key], d[f"int8_{k}"] * scale), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(label)
+        ax.set_ylabel("int8 accuracy (%)" if k == "accuracy" else "int8 mean absolute error")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_report(out_dir: Path, m: dict[str, Any]) -> Path:
     """Write out_dir/report.md and its PNGs; returns the .md path."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +179,10 @@ def write_report(out_dir: Path, m: dict[str, Any]) -> Path:
             loss = "" if r.get("loss_db") is None else f"{r['loss_db']:.1f}"
             md.append(f"| {i} | {r['op']} | `{r['tensor']}` | {db} | {loss} |")
         md.append("")
+    if "stages" in m:
+        md += _compression_md(m)
+        if _compression_png(m, out_dir / "compression.png"):
+            md += ["![compression](compression.png)", ""]
     if _memory_png(m, out_dir / "memory.png"):
         md += ["## Activation memory", "", "![memory](memory.png)", ""]
     path = out_dir / "report.md"

@@ -22,7 +22,7 @@ from .spec import TYPE_NAME, TYPES
 
 HEADER_FIELDS = ("magic", "version", "header_size", "file_size", "crc32", "arena_size", "n_tensors", "n_ops",
                  "n_inputs", "n_outputs", "tensors_offset", "ops_offset", "ops_size", "io_offset",
-                 "data_offset", "data_size", "macs", "flags", "trusted_size")
+                 "data_offset", "data_size", "macs", "sparse_size", "trusted_size")
 HEADER_OFFSETS = dict(zip(HEADER_FIELDS, (0, 4, 6, 8, 12, 16, 20, 22, 24, 26, 28, 32, 36, 40, 44, 48, 52, 56, 60),
                           strict=True))
 
@@ -110,6 +110,45 @@ class MpkFile:
 
     def output_tensors(self) -> list[MTensor]:
         return [self.tensors[i] for i in self.outputs]
+
+    def dense_weights(self, op: MOp) -> np.ndarray:
+        """The dense int8 weights [O, cols] of a sparse op (SPARSE_FULLY_CONNECTED / SPARSE_CONV_2D: cols = K or
+        KH*KW*C in (ky, kx, c) order), rebuilt from its CSC values / rows / colptr (docs/FORMAT.md)."""
+        t = self.tensors
+        vals = self.const_array(t[op.inputs[1]]).reshape(-1).astype(np.int32)
+        colptr = self.const_array(t[op.inputs[3]]).reshape(-1)
+        o = t[op.outputs[0]].shape[-1]
+        w = np.zeros((o, len(colptr) - 1), np.int8)
+        rt = t[op.inputs[2]]
+        if rt.type == 1:                # int8: 4-bit row gaps from 0, low nibble first (zero-valued fillers)
+            g = self.const_array(rt).reshape(-1).view(np.uint8)
+            gaps = np.stack([g & 15, g >> 4], axis=1).reshape(-1)[:len(vals)].astype(np.int64)
+            cols = np.repeat(np.arange(len(colptr) - 1), np.diff(colptr))
+            rows_g = np.zeros(len(vals), np.int64)
+            for k in range(len(colptr) - 1):
+                rows_g[colptr[k]:colptr[k + 1]] = np.cumsum(gaps[colptr[k]:colptr[k + 1]])
+            nz = vals != 0
+            w[rows_g[nz], cols[nz]] = vals[nz]
+            return w
+        rows = self.const_array(rt).reshape(-1).view(np.uint16 if rt.type == 5 else np.uint8)
+        cols = np.repeat(np.arange(len(colptr) - 1), np.diff(colptr))
+        w[rows.astype(np.int64), cols] = vals
+        return w
+
+    def sparse_stats(self, op: MOp) -> dict[str, float | int] | None:
+        """For a sparse op: nnz, weights, sparsity, sparse_bytes (values + rows + colptr), dense_bytes, saved_bytes.
+        None for any other op."""
+        if op.name not in ("SPARSE_FULLY_CONNECTED", "SPARSE_CONV_2D"):
+            return None
+        t = self.tensors
+        nnz = t[op.inputs[1]].elements
+        if t[op.inputs[2]].type == 1:      # 4-bit gaps: the values include zero fillers
+            nnz = int(np.count_nonzero(self.const_array(t[op.inputs[1]])))
+        o = t[op.outputs[0]].shape[-1]
+        weights = o * (t[op.inputs[3]].elements - 1)
+        sb = sum(t[i].nbytes for i in op.inputs[1:4])
+        return {"nnz": nnz, "weights": weights, "sparsity": 1 - nnz / weights, "sparse_bytes": sb,
+                "dense_bytes": weights, "saved_bytes": weights - sb}
 
     def const_array(self, t: MTensor) -> np.ndarray:
         start = self.header["data_offset"] + t.offset

@@ -1,4 +1,4 @@
-"""The packer: int8 TFLite model -> mpyml packed model (.mpk, format v2, docs/FORMAT.md).
+"""The packer: int8 TFLite model -> mpyml packed model (.mpk, format v2, or v3 with sparse weights; docs/FORMAT.md).
 
 Owns: checking every op and dtype against what the engine runs, lowering TFLite ops to mpyml ops (the
 eight core ops here, the op families in host/mpyml/lower/, registered by TFLite op name)
@@ -433,15 +433,21 @@ class PackedModel:
     arena_size: int
     data: bytes = b""
     trusted_size: int = 0            # bytes at the start of data that the engine copies at load
+    sparse_size: int = 0             # bytes at the end of the trusted region: the sparse section (format v3)
     notes: list[str] = field(default_factory=list)   # what graph.cleanup() folded / fused before lowering
 
 
-def lower(model: TFLiteModel) -> PackedModel:
+def lower(model: TFLiteModel, sparse: bool | str = True, slow_in_place: bool = False) -> PackedModel:
+    """`sparse`: FC / conv layers with mostly-zero weights become sparse ops where the cost model says smaller
+    and not slower (host/mpyml/lower/sparse.py); "always": wherever smaller; False: never."""
     if not model.operators:
         raise PackError("model has no operators")
     b = _Builder(model)
     for op in model.operators:
         b.add_op(op)
+    if sparse:
+        from .lower.sparse import sparsify
+        sparsify(b, always=sparse == "always")
     try:
         inputs = [b.act_map[i] for i in model.inputs]
         outputs = [b.act_map[i] for i in model.outputs]
@@ -449,7 +455,9 @@ def lower(model: TFLiteModel) -> PackedModel:
         raise PackError(f"model input/output tensor {e} is not used by any op") from None
     if len(inputs) > 16 or len(outputs) > 16:
         raise PackError("at most 16 inputs and 16 outputs are supported")
-    arena = plan_arena(b.tensors, b.ops, inputs, outputs, ALIGN_ARENA)
+    arena = plan_arena(b.tensors, b.ops, inputs, outputs, ALIGN_ARENA,
+                       new_scratch=lambda step, n: b.scratch(f"op{step}/inplace_scratch", (n,), "int8"),
+                       slow_in_place=slow_in_place)
     if arena >= 2**31:
         raise PackError(f"the model needs {arena:,} bytes of activations: too large for any microcontroller; "
                         "reduce the input resolution or the layer widths")
@@ -478,9 +486,11 @@ def _layout_data(pm: PackedModel) -> None:
     """Place const tensors in the data section, 16-byte aligned, identical blobs shared. The trusted ones
     (requantization params, tables the kernels index with) come first: that region, `trusted_size` bytes,
     is copied by the engine at load, so nothing written into the model buffer later can change them."""
+    from .lower.sparse import sparse_index_tensors
     out = bytearray()
     seen: dict[bytes, int] = {}
     trusted = _trusted_tensors(pm)
+    sparse_idx = sparse_index_tensors(pm.ops)
 
     def place(t: PTensor) -> None:
         assert t.data is not None
@@ -492,10 +502,18 @@ def _layout_data(pm: PackedModel) -> None:
         seen[t.data] = t.offset
         out.extend(t.data)
 
-    for i in sorted(trusted):
+    for i in sorted(trusted - sparse_idx):
         place(pm.tensors[i])
     out.extend(b"\0" * (_align(len(out), ALIGN_DATA) - len(out)))
+    sparse_start = len(out)
+    if sparse_idx:          # the sparse section (format v3): the end of the trusted region, its own blobs
+        dense_seen, seen = seen, {}
+        for i in sorted(sparse_idx):
+            place(pm.tensors[i])
+        out.extend(b"\0" * (_align(len(out), ALIGN_DATA) - len(out)))
+        seen = {**dense_seen, **seen}
     pm.trusted_size = len(out)
+    pm.sparse_size = len(out) - sparse_start
     for i, t in enumerate(pm.tensors):
         if t.storage == S_CONST and i not in trusted:
             place(t)     # identical to a trusted blob: shares it (a const lies inside the region or after it)
@@ -526,9 +544,10 @@ def serialize(pm: PackedModel) -> bytes:
     data_off = _align(io_off + len(io_blob), ALIGN_DATA)
     total = data_off + len(pm.data)
     macs = min(sum(op.macs for op in pm.ops), 0xFFFFFFFF)
-    header = struct.pack(HEADER_FMT, MAGIC, VERSION, HEADER_SIZE, total, 0, pm.arena_size, len(pm.tensors),
+    version = VERSION if pm.sparse_size else spec.VERSION_MIN     # v2 readers keep loading dense models
+    header = struct.pack(HEADER_FMT, MAGIC, version, HEADER_SIZE, total, 0, pm.arena_size, len(pm.tensors),
                          len(pm.ops), len(pm.inputs), len(pm.outputs), tensors_off, ops_off, len(ops_blob), io_off,
-                         data_off, len(pm.data), macs, 0, pm.trusted_size)
+                         data_off, len(pm.data), macs, pm.sparse_size, pm.trusted_size)
     buf = bytearray(header + tensor_blob + ops_blob + io_blob)
     buf += b"\0" * (data_off - len(buf))
     buf += pm.data
@@ -537,9 +556,13 @@ def serialize(pm: PackedModel) -> bytes:
     return bytes(buf)
 
 
-def pack_model(tflite: bytes) -> PackedModel:
+def pack_model(tflite: bytes, max_ram: int | None = None, sparse: bool | str = True,
+               slow_in_place: bool = False) -> PackedModel:
     """read_tflite -> graph.cleanup (exact rewrites) -> every unsupported op reported at once -> lower.
-    The clean-up notes are on the result (`.notes`)."""
+    The clean-up notes are on the result (`.notes`). With `max_ram`, an arena of at most that many bytes:
+    the default plan if it fits, else a patch plan (host/mpyml/patch.py; PackError if none fits).
+    `slow_in_place`: allow the in-place kernels that are slower than the normal ones (depthwise) at once (what
+    `max_ram` falls back to when the default plan does not fit)."""
     from .graph import cleanup, unsupported_report
     try:
         model = read_tflite(tflite)
@@ -549,11 +572,21 @@ def pack_model(tflite: bytes) -> PackedModel:
     report = unsupported_report(model, supported_tflite_ops())
     if report:
         raise PackError(report)
-    pm = lower(model)
+    pm = lower(model, sparse=sparse, slow_in_place=slow_in_place)
     pm.notes = notes
+    if max_ram is not None and pm.arena_size > max_ram:
+        # the fastest plan that fits: the default one; else with the slower in-place kernels (depthwise
+        # channel by channel); else patch-based inference (host/mpyml/patch.py), in-place variants allowed
+        small = lower(model, sparse=sparse, slow_in_place=True)
+        small.notes = notes
+        if small.arena_size <= max_ram:
+            return small
+        from .patch import apply
+        pm = apply(pm, max_ram, in_place=True)
     return pm
 
 
-def pack(tflite: bytes) -> bytes:
-    """Pack an int8 .tflite model into the mpyml format. Raises PackError (a ValueError) with a clear message."""
-    return serialize(pack_model(tflite))
+def pack(tflite: bytes, max_ram: int | None = None, sparse: bool | str = True) -> bytes:
+    """Pack an int8 .tflite model into the mpyml format. Raises PackError (a ValueError) with a clear message.
+    `max_ram`: the arena budget in bytes (`mpyml pack --max-ram`), met by patch-based inference if need be."""
+    return serialize(pack_model(tflite, max_ram, sparse))

@@ -17,15 +17,28 @@ writing element i) may write its output over an input of the same byte size, typ
 dies at this op. The planner tries plans with those aliases too and keeps one only when it is
 strictly smaller; the ops it applies to get `in_place = True` (the packer writes the op record's
 IN_PLACE flag, which is what lets the loader accept that exact overlap).
+
+In-place conv variants (spec/ops_inplace.py): a CONV_2D / DEPTHWISE_CONV_2D (depth multiplier 1) whose input dies
+at it and has the output's byte count may become CONV_2D_INPLACE / DEPTHWISE_CONV_2D_INPLACE: output aliased onto
+the input, plus a scratch buffer live during that op only (depthwise: IH*IW + KH*KW bytes; conv: a window of
+the input rows an output row reads or destroys while later rows still read them, the same schedule the loader
+replays). Only when the caller passes `new_scratch` (the packer does); the depthwise variant runs channel by
+channel and is slower than the normal kernel, so it is considered only with `slow_in_place` (the packer's
+`--max-ram` path when the default plan does not fit). The planner tries all of them at once,
+then drops each one whose removal does not make the arena larger (fixed orders only), and keeps the result only
+if the arena is strictly smaller than the best plan without them; the chosen ops are rewritten (opcode, scratch
+operand, `rows` param).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 RESHAPE = 7
+CONV_2D = 1
+DEPTHWISE_CONV_2D = 2
 S_ARENA = 0
 STATE = 1       # spec.TENSOR_FLAGS["STATE"]
 NO_TENSOR = 0xFFFF
@@ -70,6 +83,7 @@ class _Groups:
                 if a != b and tensors[op.inputs[0]].storage == S_ARENA:
                     self.parent[b] = a
         self.in_place_ops: list[int] = []
+        self.conv_ops: dict[int, tuple[int, int, int]] = {}   # step -> (variant opcode, scratch bytes, rows)
 
     def find(self, i: int) -> int:
         p = self.parent
@@ -83,6 +97,7 @@ class _Groups:
         g.tensors, g.ops, g.inputs, g.outputs = self.tensors, self.ops, self.inputs, self.outputs
         g.parent = list(self.parent)
         g.in_place_ops = list(self.in_place_ops)
+        g.conv_ops = dict(self.conv_ops)
         return g
 
     def lifetimes(self) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
@@ -115,6 +130,9 @@ class _Groups:
             if getattr(t, "flags", 0) & STATE and t.storage == S_ARENA:
                 touch(i, -1)
                 touch(i, len(self.ops) + 1)
+        for step, (_, nbytes, _) in self.conv_ops.items():     # in-place conv scratch: live at its op only
+            key = len(tensors) + step
+            first[key], last[key], size[key] = step, step, nbytes
         return first, last, size
 
     def add_in_place(self, opcodes: frozenset[int]) -> bool:
@@ -150,6 +168,79 @@ class _Groups:
                 changed = True
                 break
         return changed
+
+    def add_conv_in_place(self, variants: dict[int, tuple[int, int, int]]) -> bool:
+        """Alias the output of each conv in `variants` (step -> (opcode, scratch bytes, rows)) onto its input
+        when that input dies there. True if any."""
+        tensors = self.tensors
+        pinned = {self.find(t) for t in self.outputs if tensors[t].storage == S_ARENA}
+        pinned |= {self.find(i) for i, t in enumerate(tensors) if getattr(t, "flags", 0) & STATE}
+        changed = False
+        for step, v in sorted(variants.items()):
+            op = self.ops[step]
+            first, last, _ = self.lifetimes()
+            o, i = op.outputs[0], op.inputs[0]
+            ro, ri = self.find(o), self.find(i)
+            if first.get(ro) != step or last.get(ri) != step or ri == ro or ri in pinned:
+                continue
+            if ro in pinned:
+                pinned.add(ri)
+            self.parent[ro] = ri
+            self.in_place_ops.append(step)
+            self.conv_ops[step] = v
+            changed = True
+        return changed
+
+
+def conv_window_rows(in_shape: Sequence[int], out_shape: Sequence[int], kh: int, stride_h: int, dil_h: int,
+                     pad_h: int) -> int:
+    """Input rows the CONV_2D_INPLACE window must hold: the loader's replay of the kernel's schedule
+    (native_modules/engine/ops/conv2d_inplace.c, ip_window)."""
+    _, ih, iw, ic = in_shape
+    _, oh, ow, oc = out_shape
+    ri, ro = iw * ic, ow * oc
+    sv, need = 0, 1
+    for oy in range(oh):
+        lo = oy * stride_h - pad_h
+        while sv < ih and sv * ri < (oy + 1) * ro:
+            sv += 1
+        a = max(lo, 0)
+        b = max(a, min(ih, max(lo + (kh - 1) * dil_h + 1, sv)))
+        need = max(need, b - a)
+    return need
+
+
+def _conv_variants(tensors: Sequence[_Tensor], ops: Sequence[_Op], slow: bool = False
+                   ) -> dict[int, tuple[int, int, int]]:
+    """step -> (in-place variant opcode, scratch bytes, rows) for every conv that could run in place. The
+    depthwise variant (channel by channel, scalar) is slower than the normal kernel: only with `slow`."""
+    from . import spec
+    out: dict[int, tuple[int, int, int]] = {}
+    for step, op in enumerate(ops):
+        if op.opcode not in (CONV_2D, DEPTHWISE_CONV_2D) or len(op.outputs) != 1:
+            continue
+        x, y = tensors[op.inputs[0]], tensors[op.outputs[0]]
+        xs, ys = tuple(getattr(x, "shape", ())), tuple(getattr(y, "shape", ()))
+        if (x.storage != S_ARENA or y.storage != S_ARENA or len(xs) != 4 or len(ys) != 4
+                or x.nbytes != y.nbytes or getattr(x, "flags", 0) & STATE):
+            continue
+        params = list(getattr(op, "params", ()))
+        if len(params) != 11 or params[10] != 1:
+            continue
+        if op.opcode == DEPTHWISE_CONV_2D:
+            if not slow:
+                continue
+            fs = tuple(getattr(tensors[op.inputs[1]], "shape", (1, 1, 1, 1)))
+            code, scratch, rows = spec.OPCODES["DEPTHWISE_CONV_2D_INPLACE"], xs[1] * xs[2] + fs[1] * fs[2], 0
+        else:
+            kh = tuple(getattr(tensors[op.inputs[1]], "shape", (0, 1)))[1]
+            rows = conv_window_rows(xs, ys, kh, params[1], params[3], params[5])
+            code, scratch = spec.OPCODES["CONV_2D_INPLACE"], rows * xs[2] * xs[3]
+            if rows > 65535:
+                continue
+        if scratch < y.nbytes:
+            out[step] = (code, scratch, rows)
+    return out
 
 
 def _place(order: Sequence[int], size: dict[int, int], first: dict[int, int], last: dict[int, int],
@@ -236,11 +327,35 @@ def _best_plan(size: dict[int, int], first: dict[int, int], last: dict[int, int]
     return best
 
 
+def _with_convs(g: _Groups, variants: dict[int, tuple[int, int, int]], align: int) -> _Groups | None:
+    """`g` plus the in-place conv variants that make its arena smaller (fixed orders only), or None."""
+    cand = g.copy()
+    if not cand.add_conv_in_place(variants):
+        return None
+
+    def arena(x: _Groups) -> int:
+        first, last, size = x.lifetimes()
+        return _align(_best_plan(size, first, last, align, 0)[0], align)
+
+    best = arena(cand)
+    for step in sorted(cand.conv_ops):
+        keep = {s: v for s, v in cand.conv_ops.items() if s != step}
+        trial = g.copy()
+        trial.add_conv_in_place(keep)
+        if set(trial.conv_ops) == set(keep) and arena(trial) <= best:
+            cand = trial
+    return cand if cand.conv_ops else None
+
+
 def plan_arena(tensors: Sequence[_Tensor], ops: Sequence[_Op], inputs: Sequence[int], outputs: Sequence[int],
-               align: int = 16, *, in_place: bool = True, search: bool = True) -> int:
+               align: int = 16, *, in_place: bool = True, search: bool = True,
+               new_scratch: Callable[[int, int], int] | None = None, slow_in_place: bool = False) -> int:
     """Set `offset` of every arena tensor; return the arena size (a multiple of `align`).
 
-    Ops whose output is planned in place over an input get `in_place = True` (others `False`)."""
+    Ops whose output is planned in place over an input get `in_place = True` (others `False`). With
+    `new_scratch(step, nbytes) -> tensor index` (an int8 arena tensor appended to `tensors`), convs may be
+    rewritten into their in-place variants (see the module doc); `slow_in_place` also allows the ones slower
+    than the normal kernel (in-place depthwise), which the packer asks for only to meet `--max-ram`."""
     base = _Groups(tensors, ops, inputs, outputs)
     cands = [base]
     opcodes = _in_place_opcodes() if in_place else frozenset()
@@ -256,16 +371,44 @@ def plan_arena(tensors: Sequence[_Tensor], ops: Sequence[_Op], inputs: Sequence[
         if best is None or _align(res[0], align) < _align(best[0], align):
             best, best_g = res, g
     assert best is not None
+    variants = _conv_variants(tensors, ops, slow_in_place) if in_place and new_scratch is not None else {}
+    for g in cands if variants else []:
+        g2 = _with_convs(g, variants, align)
+        if g2 is not None:
+            first, last, size = g2.lifetimes()
+            res = _best_plan(size, first, last, align, SEARCH_TRIALS if search else 0)
+            if _align(res[0], align) < _align(best[0], align):
+                best, best_g = res, g2
     total, offset_of = best
+    n_tensors = len(tensors)
     for i, t in enumerate(tensors):
         if t.storage == S_ARENA:
             r = best_g.find(i)
             t.offset = offset_of.get(r, 0)
+    if best_g.conv_ops:
+        assert new_scratch is not None
+        _rewrite_convs(tensors, ops, best_g.conv_ops, offset_of, n_tensors, new_scratch)
     ip = set(best_g.in_place_ops)
     for step, op in enumerate(ops):
         if hasattr(op, "in_place") or ip:
             op.in_place = step in ip        # type: ignore[attr-defined]
     return _align(max(total, align), align)
+
+
+def _rewrite_convs(tensors: Sequence[_Tensor], ops: Sequence[_Op], conv_ops: dict[int, tuple[int, int, int]],
+                   offset_of: dict[int, int], n_tensors: int, new_scratch: Callable[[int, int], int]) -> None:
+    """Turn each planned conv into its in-place variant: the scratch tensor at its planned offset, the opcode, the
+    `rows` param of CONV_2D_INPLACE (the packer's param ranges checked as for every op it emits)."""
+    from . import spec
+    for step, (code, nbytes, rows) in sorted(conv_ops.items()):
+        op = ops[step]
+        si = new_scratch(step, nbytes)
+        tensors[si].offset = offset_of[n_tensors + step]
+        params = list(op.params) + ([rows] if code == spec.OPCODES["CONV_2D_INPLACE"] else [])  # type: ignore[attr-defined]
+        spec.check_params(spec.OP_NAMES[code], params)
+        op.opcode = code
+        op.inputs = list(op.inputs) + [si]
+        op.params = params      # type: ignore[attr-defined]
 
 
 def plan_arena_greedy(tensors: Sequence[_Tensor], ops: Sequence[_Op], inputs: Sequence[int],

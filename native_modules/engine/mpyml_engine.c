@@ -117,6 +117,7 @@ typedef struct {
     const uint8_t *data;        /* the model's data section */
     const uint8_t *trusted;     /* the ctx copy of data[0 .. trusted_size) */
     uint32_t trusted_size;
+    uint32_t sparse_size;       /* header sparse_size: the end of the trusted region */
 } tables_t;
 
 /* bytes of a const tensor: from the trusted copy when it lies there (check_tensor: entirely) */
@@ -292,6 +293,7 @@ static int check_generic(const mpyml_op_info_t *d, const mpyml_op_hdr_t *oh, con
     memset(&v, 0, sizeof(v));
     v.opcode = oh->opcode; v.n_in = oh->n_in; v.n_out = oh->n_out; v.n_params = oh->n_params;
     v.params = prm; v.data = tb->data; v.trusted = tb->trusted; v.trusted_size = tb->trusted_size;
+    v.sparse_size = tb->sparse_size;
     uint32_t n_idx = (uint32_t)oh->n_in + oh->n_out;
     for (uint32_t k = 0; k < n_idx; k++) {
         mpyml_operand_rule_t r;
@@ -359,7 +361,7 @@ static int prepare_impl(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, 
     memcpy(&ctx->hdr_copy, model, sizeof(mpyml_header_t));
     const mpyml_header_t *h = &ctx->hdr_copy;
     if (h->magic != MPYML_MAGIC) FAIL(MPYML_E_MAGIC, -1, 0);
-    if (h->version != MPYML_VERSION) FAIL(MPYML_E_VERSION, -1, h->version);
+    if (h->version < MPYML_VERSION_MIN || h->version > MPYML_VERSION) FAIL(MPYML_E_VERSION, -1, h->version);
     if (h->file_size > len) FAIL(MPYML_E_TRUNCATED, -1, (int32_t)len);
     if (h->file_size != len) FAIL(MPYML_E_SIZE, -1, (int32_t)h->file_size);
     uint32_t size = h->file_size;
@@ -370,7 +372,7 @@ static int prepare_impl(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, 
     crc = mpyml_crc32(crc, model + 16, size - 16);
     if (crc != h->crc32) FAIL(MPYML_E_CRC, -1, 0);
 
-    if (h->header_size != MPYML_HEADER_SIZE || h->flags != 0) FAIL(MPYML_E_HEADER, -1, 0);
+    if (h->header_size != MPYML_HEADER_SIZE) FAIL(MPYML_E_HEADER, -1, 0);
     if (h->n_tensors == 0 || h->n_tensors == 0xFFFFu || h->n_ops == 0) FAIL(MPYML_E_HEADER, -1, 1);
     if (h->n_inputs == 0 || h->n_inputs > 16 || h->n_outputs == 0 || h->n_outputs > 16) FAIL(MPYML_E_HEADER, -1, 2);
     if (h->arena_size % MPYML_ALIGN_ARENA != 0) FAIL(MPYML_E_HEADER, -1, 3);
@@ -381,6 +383,10 @@ static int prepare_impl(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, 
     if (!fits(h->io_offset, 2u * ((uint32_t)h->n_inputs + h->n_outputs), size)) FAIL(MPYML_E_HEADER, -1, 7);
     if (!fits(h->data_offset, h->data_size, size)) FAIL(MPYML_E_HEADER, -1, 8);
     if (h->trusted_size > h->data_size || h->trusted_size % MPYML_ALIGN_DATA) FAIL(MPYML_E_HEADER, -1, 9);
+    /* the sparse section (v3): the last sparse_size bytes of the trusted region; a v2 file has none */
+    if (h->sparse_size > h->trusted_size || h->sparse_size % MPYML_ALIGN_DATA || (h->version < 3 && h->sparse_size != 0)) {
+        FAIL(MPYML_E_HEADER, -1, 10);
+    }
 
     /* the engine's copies of the tables and the trusted data, validated below and used by invoke */
     size_t need = copy ? mpyml_ctx_size(model, len) : sizeof(mpyml_ctx_t);
@@ -409,7 +415,7 @@ static int prepare_impl(mpyml_ctx_t *ctx, size_t ctx_len, const uint8_t *model, 
             FAIL(MPYML_E_TENSOR, (int32_t)i, 0);
         }
     }
-    tables_t tb = {tensors, h->n_tensors, data, trusted, h->trusted_size};
+    tables_t tb = {tensors, h->n_tensors, data, trusted, h->trusted_size, h->sparse_size};
 
     /* inputs and outputs: arena tensors */
     for (uint32_t i = 0; i < (uint32_t)h->n_inputs + h->n_outputs; i++) {

@@ -1,5 +1,5 @@
 /*
- * mpyml_format.h - the packed model format, version 2 (.mpk), as C structs.
+ * mpyml_format.h - the packed model format, versions 2 and 3 (.mpk; v3 adds the sparse section), as C structs.
  *
  * The normative description is docs/FORMAT.md; this header mirrors it field by field.
  * All integers are little-endian. The file is used in place (zero copy): the caller's buffer
@@ -32,7 +32,8 @@ typedef struct {
     uint32_t data_offset;   /* constant data section, 16-aligned */
     uint32_t data_size;     /* bytes of the data section */
     uint32_t macs;          /* multiply-accumulates per invoke (informative, saturates) */
-    uint32_t flags;         /* must be 0 */
+    uint32_t sparse_size;   /* v3: bytes at the end of the trusted region holding sparse index tables (the sparse
+                               section); multiple of 16, <= trusted_size. v2: the flags field, 0 */
     uint32_t trusted_size;  /* bytes at the start of the data section that the engine copies at load (requant
                                params, tables: values it validated); multiple of 16, <= data_size */
 } mpyml_header_t;

@@ -5,7 +5,8 @@
 #include <stdint.h>
 
 #define MPYML_MAGIC 0x4D59504Du /* bytes 'M','P','Y','M' */
-#define MPYML_VERSION 2u
+#define MPYML_VERSION 3u
+#define MPYML_VERSION_MIN 2u /* oldest version a loader accepts */
 #define MPYML_HEADER_SIZE 64u
 #define MPYML_TENSOR_SIZE 32u
 #define MPYML_OP_HDR_SIZE 8u
@@ -80,6 +81,7 @@ enum {
     MPYML_OP_STRIDED_COPY = 27,
     MPYML_OP_RESIZE_NEAREST = 28,
     MPYML_OP_RESIZE_BILINEAR = 29,
+    MPYML_OP_WRITE_BOX = 30,
     MPYML_OP_MEAN = 41,
     MPYML_OP_SUM = 42,
     MPYML_OP_REDUCE_MAX = 43,
@@ -87,7 +89,11 @@ enum {
     MPYML_OP_TRANSPOSE_CONV = 45,
     MPYML_OP_SVDF = 49,
     MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM = 50,
-    MPYML_OP_MAX_ = 50,
+    MPYML_OP_SPARSE_FULLY_CONNECTED = 57,
+    MPYML_OP_SPARSE_CONV_2D = 58,
+    MPYML_OP_DEPTHWISE_CONV_2D_INPLACE = 65,
+    MPYML_OP_CONV_2D_INPLACE = 66,
+    MPYML_OP_MAX_ = 66,
 };
 
 /* op-record check codes: the detail of an MPYML_E_OP error */
@@ -142,6 +148,15 @@ enum {
     MPYML_CHK_PADDING_SLOT = 72,   /* padding slot of the operand list must be 0xFFFF */
     MPYML_CHK_ALIAS = 73,   /* an output shares arena bytes with an input (allowed only as an exact alias on an op record flagged IN_PLACE whose kernel runs in place) */
     MPYML_CHK_FLAGS = 74,   /* invalid op record flags (only IN_PLACE, on a one-output op whose kernel runs in place): repack the model with this mpyml */
+    MPYML_CHK_SP_SHAPE = 80,   /* sparse op: input, output, column pointers (K + 1, conv KH*KW*C + 1 <= 65537), 4-bit row gaps (ceil(nnz / 2) bytes), bias / mult / shift (one per output channel, mult / shift 1 for FC per-tensor) and the accumulator scratch (int32, one per output channel) must agree */
+    MPYML_CHK_SP_INDEX = 81,   /* sparse weights: column pointers must start at 0, never decrease and end at the value count; row indices (or the rows 4-bit gaps reach) must name an output channel and increase strictly inside a column */
+    MPYML_CHK_SP_SECTION = 82,   /* sparse weights: the row indices and column pointers must lie in the header's sparse section (format version 3) */
+    MPYML_CHK_SP_VALUES = 83,   /* sparse weights: values must be a constant int8 tensor with zero point 0, one per row index */
+    MPYML_CHK_SP_REQUANT = 84,   /* sparse op: multipliers must be 0..2^31-1 and shifts -31..30 */
+    MPYML_CHK_SP_ACT = 85,   /* sparse op: activation range needs act_min <= act_max */
+    MPYML_CHK_IP_SCRATCH = 88,   /* in-place conv: the scratch must be an int8 arena tensor of at least the bytes the variant needs (depthwise IH*IW+KH*KW, conv rows*IW*C) sharing no bytes with the input or output */
+    MPYML_CHK_IP_ROWS = 89,   /* in-place conv: the window of `rows` input rows is too short for the rows an output row reads or overwrites while a later one still reads them */
+    MPYML_CHK_BOX_BOUNDS = 94,   /* WRITE_BOX: the input placed at the offsets does not fit inside the output (4-D views: offset_i + input dim i <= output dim i) */
     MPYML_CHK_OVERLAP_BASE = 20,
     MPYML_CHK_PARAM_BASE = 100,   /* + param index: outside its range */
     MPYML_CHK_OPERAND_BASE = 200,   /* + operand index: absent / type / storage */
@@ -297,6 +312,14 @@ typedef struct {
 } mpyml_strided_copy_params_t;
 #define MPYML_RESIZE_NEAREST_NPARAMS 0
 #define MPYML_RESIZE_BILINEAR_NPARAMS 0
+#define MPYML_WRITE_BOX_NPARAMS 4
+/* WRITE_BOX: out[n+offset0, h+offset1, w+offset2, c+offset3] = in[n,h,w,c] (4-D views); the other output elements are left as they are. Written by the packer's patch plans (`pack --max-ram`): each spatial tile of a stage writes its part of the stage output */
+typedef struct {
+    int32_t offset0;   /* 0..65535 position of input element 0 along dim 0 of the output (4-D view) */
+    int32_t offset1;   /* 0..65535 position of input element 0 along dim 1 of the output (4-D view) */
+    int32_t offset2;   /* 0..65535 position of input element 0 along dim 2 of the output (4-D view) */
+    int32_t offset3;   /* 0..65535 position of input element 0 along dim 3 of the output (4-D view) */
+} mpyml_write_box_params_t;
 #define MPYML_MEAN_NPARAMS 5
 /* MEAN: int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc (always requantizes, even when input and output share their quantization) */
 typedef struct {
@@ -382,5 +405,60 @@ typedef struct {
     int32_t tanh_mult;   /* 1..49152 tanh(cell state) input multiplier (3 << left shift, or 3) */
     int32_t tanh_rshift;   /* 0..31 tanh(cell state) input right shift */
 } mpyml_lstm_params_t;
+#define MPYML_SPARSE_FULLY_CONNECTED_NPARAMS 4
+/* SPARSE_FULLY_CONNECTED: FULLY_CONNECTED with CSC sparse weights [O,K] (TFLM FullyConnected / PerChannel, bit-exact): acc[o] = bias[o] + sum over columns k with x[k] + input_offset != 0 of values * (x[k] + input_offset), requantized per tensor or per channel; K <= 65536 */
+typedef struct {
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+} mpyml_sparse_fully_connected_params_t;
+#define MPYML_SPARSE_CONV_2D_NPARAMS 12
+/* SPARSE_CONV_2D: CONV_2D (TFLM ConvPerChannel, bit-exact) with CSC sparse filter [O, KH*KW*C] (columns in (ky, kx, c) order); per output pixel, taps inside the input with x + input_offset != 0 scatter into acc */
+typedef struct {
+    int32_t stride_w;   /* 1..1024 */
+    int32_t stride_h;   /* 1..1024 */
+    int32_t dil_w;   /* 1..1024 */
+    int32_t dil_h;   /* 1..1024 */
+    int32_t pad_w;   /* 0..1024 left padding */
+    int32_t pad_h;   /* 0..1024 top padding */
+    int32_t kernel_w;   /* 1..1024 */
+    int32_t kernel_h;   /* 1..1024 */
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+} mpyml_sparse_conv_2d_params_t;
+#define MPYML_DEPTHWISE_CONV_2D_INPLACE_NPARAMS 11
+/* DEPTHWISE_CONV_2D_INPLACE: DEPTHWISE_CONV_2D (depth multiplier 1) that may write its output over its input: channel by channel through a scratch of IH*IW + KH*KW bytes */
+typedef struct {
+    int32_t stride_w;   /* 1..1024 */
+    int32_t stride_h;   /* 1..1024 */
+    int32_t dil_w;   /* 1..1024 */
+    int32_t dil_h;   /* 1..1024 */
+    int32_t pad_w;   /* 0..1024 left padding */
+    int32_t pad_h;   /* 0..1024 top padding */
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+    int32_t depth_multiplier;   /* 1..1 1: the in-place variants need one output channel per input channel (depthwise) and conv has none */
+} mpyml_depthwise_conv_2d_inplace_params_t;
+#define MPYML_CONV_2D_INPLACE_NPARAMS 12
+/* CONV_2D_INPLACE: CONV_2D that may write its output over its input: output rows in order, each computed from its input rows in a scratch window of `rows` input rows */
+typedef struct {
+    int32_t stride_w;   /* 1..1024 */
+    int32_t stride_h;   /* 1..1024 */
+    int32_t dil_w;   /* 1..1024 */
+    int32_t dil_h;   /* 1..1024 */
+    int32_t pad_w;   /* 0..1024 left padding */
+    int32_t pad_h;   /* 0..1024 top padding */
+    int32_t input_offset;   /* -127..128 -input zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+    int32_t depth_multiplier;   /* 1..1 1: the in-place variants need one output channel per input channel (depthwise) and conv has none */
+    int32_t rows;   /* 1..65535 input rows the scratch window holds */
+} mpyml_conv_2d_inplace_params_t;
 
 #endif /* MPYML_SPEC_H */

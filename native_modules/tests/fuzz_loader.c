@@ -204,6 +204,12 @@ static uint64_t work_estimate(const mpyml_ctx_t *ctx) {
             per += fw * fh;
         } else if (oh->opcode == MPYML_OP_SOFTMAX) {
             per += 8;
+        } else if (oh->opcode == MPYML_OP_CONV_2D_INPLACE || oh->opcode == MPYML_OP_DEPTHWISE_CONV_2D_INPLACE) {
+            /* the conv taps, plus copying each input byte to the scratch once */
+            const mpyml_tensor_t *f = &ctx->tensors[idx[1]];
+            uint64_t kh = f->dims[1] < in_h ? f->dims[1] : in_h, kw = f->dims[2] < in_w ? f->dims[2] : in_w;
+            per += kh * kw * (oh->opcode == MPYML_OP_CONV_2D_INPLACE ? f->dims[3] : 1u);
+            w += elems(in);
         } else if (oh->opcode > MPYML_OP_SOFTMAX) {
             /* op families: bounded by the elements of their inputs per output element (generous) */
             for (uint32_t k = 0; k < oh->n_in; k++) {
@@ -404,7 +410,7 @@ static const struct { uint8_t off, n; const char *name; } HDR[] = {
     {0, 4, "magic"}, {4, 2, "version"}, {6, 2, "header_size"}, {8, 4, "file_size"}, {16, 4, "arena_size"},
     {20, 2, "n_tensors"}, {22, 2, "n_ops"}, {24, 2, "n_inputs"}, {26, 2, "n_outputs"}, {28, 4, "tensors_offset"},
     {32, 4, "ops_offset"}, {36, 4, "ops_size"}, {40, 4, "io_offset"}, {44, 4, "data_offset"},
-    {48, 4, "data_size"}, {52, 4, "macs"}, {56, 4, "flags"}, {60, 4, "reserved"},
+    {48, 4, "data_size"}, {52, 4, "macs"}, {56, 4, "sparse_size"}, {60, 4, "trusted_size"},
 };
 static const struct { uint8_t off, n; const char *name; } TEN[] = {
     {0, 1, "type"}, {1, 1, "ndim"}, {2, 1, "storage"}, {3, 1, "tflags"}, {4, 2, "dim0"}, {6, 2, "dim1"},

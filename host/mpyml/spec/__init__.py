@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 
 # ---------------------------------------------------------------- format constants
 MAGIC = 0x4D59504D            # bytes 'M','P','Y','M'
-VERSION = 2
+VERSION = 3                   # the version the packer writes for a model with sparse weights
+VERSION_MIN = 2               # loaders also accept version 2 (no sparse section: sparse_size must be 0)
 HEADER_SIZE = 64
 TENSOR_SIZE = 32
 OP_HDR_SIZE = 8
@@ -28,7 +29,7 @@ MAX_OPERANDS = 32             # inputs + outputs of one op record
 MAX_PARAMS = 64               # int32 params of one op record
 MAX_IO = 16                   # model inputs, model outputs
 
-HEADER_FMT = "<IHHIIIHHHHIIIIIIIII"     # ... macs, flags, trusted_size
+HEADER_FMT = "<IHHIIIHHHHIIIIIIIII"     # ... macs, sparse_size (v2: flags, 0), trusted_size
 TENSOR_FMT = "<BBBB4HIIiII"
 OP_HDR_FMT = "<BBBBHH"
 
@@ -87,7 +88,8 @@ class Check:
 
 
 # Op-record check codes (the detail of an MPYML_E_OP error). 1..29 core ops; 30..39 elementwise;
-# 40..49 shape/data movement; 50..59 reduce/transpose-conv; 60..69 recurrent; 70..79 format-generic.
+# 40..49 shape/data movement; 50..59 reduce/transpose-conv; 60..69 recurrent; 70..79 format-generic;
+# 80..87 sparse weights.
 # PARAM_BASE + i: param i outside its range (message from the op's Param); OPERAND_BASE + k: operand k
 # (inputs then outputs) absent, of the wrong type or storage.
 PARAM_BASE = 100
@@ -227,7 +229,7 @@ class Op:
 
 def _collect() -> list[Op]:
     out: list[Op] = []
-    for mod in (ops_core, ops_elementwise, ops_shape, ops_reduce, ops_recurrent):
+    for mod in (ops_core, ops_elementwise, ops_shape, ops_reduce, ops_recurrent, ops_inplace, ops_sparse):
         fam = mod.__name__.rsplit(".ops_", 1)[1]
         out.extend(replace(o, family=fam) for o in mod.OPS)
     codes = [o.code for o in out]
@@ -258,11 +260,11 @@ def check_params(opname: str, params: list[int]) -> None:
 
 
 # the op families (imported last: they use Op, Operand, Param, Check from above)
-from . import ops_core, ops_elementwise, ops_recurrent, ops_reduce, ops_shape  # noqa: E402
+from . import ops_core, ops_elementwise, ops_inplace, ops_recurrent, ops_reduce, ops_shape, ops_sparse  # noqa: E402,I001
 
 OPS: list[Op] = _collect()
 OPS_BY_NAME: dict[str, Op] = {o.name: o for o in OPS}
 OPS_BY_CODE: dict[int, Op] = {o.code: o for o in OPS}
 OPCODES: dict[str, int] = {o.name: o.code for o in OPS}
 OP_NAMES: dict[int, str] = {o.code: o.name for o in OPS}
-FAMILIES: tuple[str, ...] = ("core", "elementwise", "shape", "reduce", "recurrent")
+FAMILIES: tuple[str, ...] = ("core", "elementwise", "shape", "reduce", "recurrent", "inplace", "sparse")

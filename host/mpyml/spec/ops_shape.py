@@ -1,6 +1,6 @@
-"""Shape ops: op codes 25-40, check codes 40-49. Each op's C kernel and its *_check live in
-native_modules/engine/ops/ (one file per op family), its viper kernel in device/mpyml/viper/, its lowering in
-host/mpyml/lower/.
+"""Shape ops: op codes 25-40, check codes 40-49 (and 94-99: WRITE_BOX, the patch-plan op). Each op's C kernel
+and its *_check live in native_modules/engine/ops/ (one file per op family), its viper kernel in
+device/mpyml/viper_shape.py, its lowering in host/mpyml/lower/ (WRITE_BOX: host/mpyml/patch.py).
 
 Data movement only: every kernel copies elements (of the element size of its type), except RESIZE_BILINEAR
 (int8 fixed-point interpolation, TFLM's ResizeBilinearInteger). Shapes are taken right-aligned into 4 dims
@@ -27,6 +27,8 @@ CHK_TABLE = Check("RESIZE_TABLE", 45, "RESIZE: an index table has the wrong leng
                                       "outside the input")
 CHK_RANK = Check("RESIZE_RANK", 46, "RESIZE: input and output must be 4-D NHWC with the same batch and channels")
 CHK_WEIGHT = Check("RESIZE_WEIGHT", 47, "RESIZE_BILINEAR: an interpolation weight is outside -1024..1024")
+CHK_BOX = Check("BOX_BOUNDS", 94, "WRITE_BOX: the input placed at the offsets does not fit inside the output "
+                                  "(4-D views: offset_i + input dim i <= output dim i)")
 
 _PAD_PARAMS = (
     Param("value", -(2**31), U31, "pad element: int8/uint8/int16 value in the type's range, int32 value or "
@@ -64,4 +66,11 @@ OPS = [
        (Operand("output", ("int8",), "arena"),), (), ("RESIZE_BILINEAR",), kernel="mpyml_resize_bilinear",
        checks=(CHK_TABLE, CHK_RANK, CHK_WEIGHT),
        doc="TFLM ResizeBilinearInteger: 4 taps weighted (1024-wy|wy)*(1024-wx|wx), rounded / 2^20"),
+    Op("WRITE_BOX", 30, (Operand("input", _MOVE64, "arena"),), (Operand("output", _MOVE64, "arena"),),
+       tuple(Param(f"offset{i}", 0, 65535, f"position of input element 0 along dim {i} of the output (4-D view)")
+             for i in range(4)),
+       (), kernel="mpyml_write_box", checks=(CHK_TYPE, CHK_BOX),
+       doc="out[n+offset0, h+offset1, w+offset2, c+offset3] = in[n,h,w,c] (4-D views); the other output "
+           "elements are left as they are. Written by the packer's patch plans (`pack --max-ram`): each "
+           "spatial tile of a stage writes its part of the stage output"),
 ]

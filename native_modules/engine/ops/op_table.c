@@ -12,6 +12,10 @@ int mpyml_arg_max_check(const mpyml_op_view_t *v);
 void mpyml_arg_max_eval(const mpyml_op_view_t *v);
 int mpyml_concat_check(const mpyml_op_view_t *v);
 void mpyml_concat_eval(const mpyml_op_view_t *v);
+int mpyml_conv2d_inplace_check(const mpyml_op_view_t *v);
+void mpyml_conv2d_inplace_eval(const mpyml_op_view_t *v);
+int mpyml_depthwise_inplace_check(const mpyml_op_view_t *v);
+void mpyml_depthwise_inplace_eval(const mpyml_op_view_t *v);
 int mpyml_ew_dequantize_check(const mpyml_op_view_t *v);
 void mpyml_ew_dequantize_eval(const mpyml_op_view_t *v);
 int mpyml_ew_lut_check(const mpyml_op_view_t *v);
@@ -42,6 +46,10 @@ int mpyml_resize_bilinear_check(const mpyml_op_view_t *v);
 void mpyml_resize_bilinear_eval(const mpyml_op_view_t *v);
 int mpyml_resize_nearest_check(const mpyml_op_view_t *v);
 void mpyml_resize_nearest_eval(const mpyml_op_view_t *v);
+int mpyml_sparse_conv_check(const mpyml_op_view_t *v);
+void mpyml_sparse_conv_eval(const mpyml_op_view_t *v);
+int mpyml_sparse_fc_check(const mpyml_op_view_t *v);
+void mpyml_sparse_fc_eval(const mpyml_op_view_t *v);
 int mpyml_strided_copy_check(const mpyml_op_view_t *v);
 void mpyml_strided_copy_eval(const mpyml_op_view_t *v);
 int mpyml_sum_check(const mpyml_op_view_t *v);
@@ -50,6 +58,8 @@ int mpyml_svdf_check(const mpyml_op_view_t *v);
 void mpyml_svdf_eval(const mpyml_op_view_t *v);
 int mpyml_transpose_conv_check(const mpyml_op_view_t *v);
 void mpyml_transpose_conv_eval(const mpyml_op_view_t *v);
+int mpyml_write_box_check(const mpyml_op_view_t *v);
+void mpyml_write_box_eval(const mpyml_op_view_t *v);
 
 /* (lo, hi) of every param, op by op */
 static const int32_t k_ranges[] = {
@@ -80,7 +90,8 @@ static const int32_t k_ranges[] = {
     0, 65535, 0, 65535, 0, 65535, 0, 65535,
     0, 65535, 0, 65535, 0, 65535, 0, 65535,
     0, 3, 0, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647,
-    -2147483647, 2147483647, -2147483647, 2147483647, 0, 15, -128, 127,
+    -2147483647, 2147483647, -2147483647, 2147483647, 0, 65535, 0, 65535,
+    0, 65535, 0, 65535, 0, 15, -128, 127,
     -128, 127, 0, 2147483647, -31, 30, 0, 15,
     -128, 127, -128, 127, 0, 2147483647, -31, 30,
     0, 15, 0, 3, 1, 1024, 1, 1024,
@@ -94,7 +105,17 @@ static const int32_t k_ranges[] = {
     0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
     0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
     0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 32767, 1, 49152, 0, 31,
+    0, 32767, 1, 49152, 0, 31, -127, 128,
+    -128, 127, -128, 127, -128, 127, 1, 1024,
+    1, 1024, 1, 1024, 1, 1024, 0, 1024,
+    0, 1024, 1, 1024, 1, 1024, -127, 128,
+    -128, 127, -128, 127, -128, 127, 1, 1024,
+    1, 1024, 1, 1024, 1, 1024, 0, 1024,
+    0, 1024, -127, 128, -128, 127, -128, 127,
+    -128, 127, 1, 1, 1, 1024, 1, 1024,
+    1, 1024, 1, 1024, 0, 1024, 0, 1024,
+    -127, 128, -128, 127, -128, 127, -128, 127,
+    1, 1, 1, 65535,
 };
 
 /* (type mask, storage 0 arena / 1 const / 2 any, optional, trusted) of every operand */
@@ -116,17 +137,25 @@ static const uint8_t k_operands[] = {
     2, 0, 0, 0, 62, 2, 0, 0, 62, 0, 0, 0, 126, 2, 0, 0,
     126, 0, 0, 0, 126, 2, 0, 0, 126, 0, 0, 0, 62, 2, 0, 0,
     4, 1, 0, 1, 4, 1, 0, 1, 62, 0, 0, 0, 2, 2, 0, 0,
-    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0,
+    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 126, 0, 0, 0,
+    126, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
     2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
-    2, 0, 0, 0, 2, 2, 0, 0, 68, 0, 0, 0, 2, 2, 0, 0,
-    2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1,
-    2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 32, 1, 0, 0,
-    4, 1, 1, 0, 2, 0, 0, 0, 32, 0, 0, 0, 4, 0, 0, 0,
-    4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
+    68, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0,
+    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0,
+    2, 1, 0, 0, 32, 1, 0, 0, 4, 1, 1, 0, 2, 0, 0, 0,
+    32, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0,
     2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
-    2, 1, 0, 0, 2, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0,
-    4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,
-    32, 0, 0, 0, 32, 0, 0, 0,
+    2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
+    4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0,
+    2, 0, 0, 0, 2, 0, 0, 0, 32, 0, 0, 0, 32, 0, 0, 0,
+    2, 2, 0, 0, 2, 1, 0, 0, 50, 1, 0, 1, 4, 1, 0, 1,
+    4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0,
+    4, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0, 50, 1, 0, 1,
+    4, 1, 0, 1, 4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1,
+    2, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0,
+    4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0,
+    2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0,
+    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0,
 };
 
 int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
@@ -153,13 +182,18 @@ int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
         case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 105; d->operands = 61; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
         case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 63; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
         case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 110; d->operands = 71; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 115; d->operands = 73; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 120; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 121; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 122; d->operands = 79; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 130; d->operands = 85; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 138; d->operands = 93; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_WRITE_BOX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 4; d->ranges = 110; d->operands = 71; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 114; d->operands = 73; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 119; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 124; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 125; d->operands = 79; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 126; d->operands = 81; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 134; d->operands = 87; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 142; d->operands = 95; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_FULLY_CONNECTED: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 4; d->ranges = 171; d->operands = 112; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_CONV_2D: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 12; d->ranges = 175; d->operands = 121; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 187; d->operands = 130; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 198; d->operands = 137; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
         default: return 0;
     }
 }
@@ -192,6 +226,7 @@ int mpyml_op_check_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_STRIDED_COPY: return mpyml_strided_copy_check(v);
         case MPYML_OP_RESIZE_NEAREST: return mpyml_resize_nearest_check(v);
         case MPYML_OP_RESIZE_BILINEAR: return mpyml_resize_bilinear_check(v);
+        case MPYML_OP_WRITE_BOX: return mpyml_write_box_check(v);
         case MPYML_OP_MEAN: return mpyml_mean_check(v);
         case MPYML_OP_SUM: return mpyml_sum_check(v);
         case MPYML_OP_REDUCE_MAX: return mpyml_reduce_max_check(v);
@@ -199,6 +234,10 @@ int mpyml_op_check_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_TRANSPOSE_CONV: return mpyml_transpose_conv_check(v);
         case MPYML_OP_SVDF: return mpyml_svdf_check(v);
         case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: return mpyml_lstm_check(v);
+        case MPYML_OP_SPARSE_FULLY_CONNECTED: return mpyml_sparse_fc_check(v);
+        case MPYML_OP_SPARSE_CONV_2D: return mpyml_sparse_conv_check(v);
+        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: return mpyml_depthwise_inplace_check(v);
+        case MPYML_OP_CONV_2D_INPLACE: return mpyml_conv2d_inplace_check(v);
         default: return MPYML_CHK_COUNT;
     }
 }
@@ -219,6 +258,7 @@ void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_STRIDED_COPY: mpyml_strided_copy_eval(v); break;
         case MPYML_OP_RESIZE_NEAREST: mpyml_resize_nearest_eval(v); break;
         case MPYML_OP_RESIZE_BILINEAR: mpyml_resize_bilinear_eval(v); break;
+        case MPYML_OP_WRITE_BOX: mpyml_write_box_eval(v); break;
         case MPYML_OP_MEAN: mpyml_mean_eval(v); break;
         case MPYML_OP_SUM: mpyml_sum_eval(v); break;
         case MPYML_OP_REDUCE_MAX: mpyml_reduce_max_eval(v); break;
@@ -226,6 +266,10 @@ void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_TRANSPOSE_CONV: mpyml_transpose_conv_eval(v); break;
         case MPYML_OP_SVDF: mpyml_svdf_eval(v); break;
         case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: mpyml_lstm_eval(v); break;
+        case MPYML_OP_SPARSE_FULLY_CONNECTED: mpyml_sparse_fc_eval(v); break;
+        case MPYML_OP_SPARSE_CONV_2D: mpyml_sparse_conv_eval(v); break;
+        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: mpyml_depthwise_inplace_eval(v); break;
+        case MPYML_OP_CONV_2D_INPLACE: mpyml_conv2d_inplace_eval(v); break;
         default: break;
     }
 }
@@ -254,6 +298,7 @@ const char *mpyml_op_name(int opcode) {
         case MPYML_OP_STRIDED_COPY: return "STRIDED_COPY";
         case MPYML_OP_RESIZE_NEAREST: return "RESIZE_NEAREST";
         case MPYML_OP_RESIZE_BILINEAR: return "RESIZE_BILINEAR";
+        case MPYML_OP_WRITE_BOX: return "WRITE_BOX";
         case MPYML_OP_MEAN: return "MEAN";
         case MPYML_OP_SUM: return "SUM";
         case MPYML_OP_REDUCE_MAX: return "REDUCE_MAX";
@@ -261,6 +306,10 @@ const char *mpyml_op_name(int opcode) {
         case MPYML_OP_TRANSPOSE_CONV: return "TRANSPOSE_CONV";
         case MPYML_OP_SVDF: return "SVDF";
         case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: return "UNIDIRECTIONAL_SEQUENCE_LSTM";
+        case MPYML_OP_SPARSE_FULLY_CONNECTED: return "SPARSE_FULLY_CONNECTED";
+        case MPYML_OP_SPARSE_CONV_2D: return "SPARSE_CONV_2D";
+        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: return "DEPTHWISE_CONV_2D_INPLACE";
+        case MPYML_OP_CONV_2D_INPLACE: return "CONV_2D_INPLACE";
         default: return "?";
     }
 }

@@ -29,6 +29,8 @@ typedef struct {
     const uint8_t *data;                            /* the data section (const tensors) */
     const uint8_t *trusted;                         /* the engine's copy of data[0 .. trusted_size) */
     uint32_t trusted_size;
+    uint32_t sparse_size;                           /* check only: the sparse section is the last sparse_size
+                                                       bytes of the trusted region (format v3) */
 } mpyml_op_view_t;
 
 /* operand accessors */
