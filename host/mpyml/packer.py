@@ -581,8 +581,16 @@ def pack_model(tflite: bytes, max_ram: int | None = None, sparse: bool | str = T
         small.notes = notes
         if small.arena_size <= max_ram:
             return small
-        from .patch import apply
-        pm = apply(pm, max_ram, in_place=True)
+        from .patch import PatchError, apply
+        try:
+            pm = apply(pm, max_ram, in_place=True)
+        except PatchError as e:
+            if e.smallest <= small.arena_size:
+                raise
+            raise PatchError(f"--max-ram {max_ram:,} is below the smallest arena mpyml reaches for this model, "
+                             f"{small.arena_size:,} B with its in-place kernels (default plan {pm.arena_size:,} B;"
+                             f" no patch plan is smaller): use --max-ram {small.arena_size} or more",
+                             small.arena_size) from None
     return pm
 
 

@@ -49,7 +49,11 @@ IN_PLACE_MAX_OPS = 300    # ... on candidates of at most this many op records (t
 
 
 class PatchError(PackError):
-    """No patch plan meets the budget; the message names the smallest arena one reaches."""
+    """No patch plan meets the budget; the message names the smallest arena one reaches (`smallest`)."""
+
+    def __init__(self, message: str, smallest: int = 0) -> None:
+        super().__init__(message)
+        self.smallest = smallest
 
 
 @dataclass
@@ -374,7 +378,7 @@ def apply(pm, max_ram: int, in_place: bool = False):  # type: ignore[no-untyped-
         raise PatchError(f"--max-ram {max_ram:,} is below the smallest arena mpyml reaches for this model, "
                          f"{pm.arena_size:,} B, its default plan (no stage of it can run in tiles: that needs a "
                          f"chain of CONV_2D / DEPTHWISE_CONV_2D / pooling ops on 4-D tensors): use --max-ram "
-                         f"{pm.arena_size} or more")
+                         f"{pm.arena_size} or more", pm.arena_size)
     chosen: _Cand | None = None
     arena = 0
     for c in sorted(cands, key=lambda c: (c.macs, c.n_tiles, c.bound)):
@@ -399,7 +403,7 @@ def apply(pm, max_ram: int, in_place: bool = False):  # type: ignore[no-untyped-
     if chosen is None:
         best = min(pm.arena_size, min_arena(cands))
         raise PatchError(f"--max-ram {max_ram:,} is below the smallest arena mpyml reaches for this model, "
-                         f"{best:,} B (default plan {pm.arena_size:,} B): use --max-ram {best} or more")
+                         f"{best:,} B (default plan {pm.arena_size:,} B): use --max-ram {best} or more", best)
     c = chosen
     tensors, ops, inputs, outputs = _materialize(c)
     arena = plan_arena(tensors, ops, inputs, outputs, ALIGN_ARENA,

@@ -323,3 +323,14 @@ def test_heap_after_load_is_arena_plus_constant(tmp_path: Path, natmod_x64: Path
                 assert int(asz) == arenas[int(k)]
                 const.append(int(grew) - int(asz) - int(ctx))
         assert len(const) == 2 and const[0] >= 0 and abs(const[0] - const[1]) <= SLACK, (eng, const)
+
+
+def test_max_ram_too_small_names_the_in_place_figure() -> None:
+    """Below every plan, `--max-ram` names the smallest reachable arena, counting the in-place kernels (KWS: the
+    in-place plan, not the larger patch figure), and that figure packs."""
+    from mpyml.packer import PackError
+    tfl = shared_path("models", "mlperf_tiny", "kws_ref_model.tflite").read_bytes()
+    with pytest.raises(PackError, match=r"reaches for this model, 8,496 B .*use --max-ram 8496 or more") as e:
+        pack(tfl, max_ram=4000)
+    assert "\n" not in str(e.value)
+    assert MpkFile(pack(tfl, max_ram=8496)).header["arena_size"] == 8496
