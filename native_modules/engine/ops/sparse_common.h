@@ -47,47 +47,32 @@ int mpyml_sparse_check_requant(const mpyml_op_view_t *v, uint32_t o, uint32_t n_
 
 /* For each of n columns k with xo = x[k] + off != 0: acc[rows[j]] += values[j] * xo over j in
  * [cp[k], cp[k+1]). uint32 (wrapping) adds of exact int32 products. u8 rows (O <= 256) or u16 rows. */
-static inline void mpyml_sparse_cols_u8(uint32_t *MPYML_RESTRICT acc, const int8_t *MPYML_RESTRICT val,
-    const uint8_t *MPYML_RESTRICT r, const int32_t *MPYML_RESTRICT cp, const int8_t *MPYML_RESTRICT x,
-    uint32_t n, int32_t off)
-{
-    for (uint32_t k = 0; k < n; k++) {
-        const int32_t xo = x[k] + off;
-        if (xo == 0) continue;
-        uint32_t j = (uint32_t)cp[k];
-        const uint32_t j1 = (uint32_t)cp[k + 1];
-        for (; j + 4 <= j1; j += 4) {
-            const uint32_t r0 = r[j], r1 = r[j + 1], r2 = r[j + 2], r3 = r[j + 3];
-            const int32_t p0 = val[j] * xo, p1 = val[j + 1] * xo, p2 = val[j + 2] * xo, p3 = val[j + 3] * xo;
-            acc[r0] += (uint32_t)p0;
-            acc[r1] += (uint32_t)p1;
-            acc[r2] += (uint32_t)p2;
-            acc[r3] += (uint32_t)p3;
-        }
-        for (; j < j1; j++) acc[r[j]] += (uint32_t)(val[j] * xo);
+/* one body for both row widths: row_t is uint8_t (mpyml_sparse_cols_u8) or uint16_t (mpyml_sparse_cols_u16) */
+#define MPYML_SPARSE_COLS(name, row_t)                                                                        \
+    static inline void name(uint32_t *MPYML_RESTRICT acc, const int8_t *MPYML_RESTRICT val,                  \
+        const row_t *MPYML_RESTRICT r, const int32_t *MPYML_RESTRICT cp, const int8_t *MPYML_RESTRICT x,      \
+        uint32_t n, int32_t off)                                                                             \
+    {                                                                                                        \
+        for (uint32_t k = 0; k < n; k++) {                                                                   \
+            const int32_t xo = x[k] + off;                                                                   \
+            if (xo == 0) continue;                                                                           \
+            uint32_t j = (uint32_t)cp[k];                                                                    \
+            const uint32_t j1 = (uint32_t)cp[k + 1];                                                         \
+            for (; j + 4 <= j1; j += 4) {                                                                    \
+                const uint32_t r0 = r[j], r1 = r[j + 1], r2 = r[j + 2], r3 = r[j + 3];                       \
+                const int32_t p0 = val[j] * xo, p1 = val[j + 1] * xo, p2 = val[j + 2] * xo,                  \
+                    p3 = val[j + 3] * xo;                                                                    \
+                acc[r0] += (uint32_t)p0;                                                                     \
+                acc[r1] += (uint32_t)p1;                                                                     \
+                acc[r2] += (uint32_t)p2;                                                                     \
+                acc[r3] += (uint32_t)p3;                                                                     \
+            }                                                                                                \
+            for (; j < j1; j++) acc[r[j]] += (uint32_t)(val[j] * xo);                                        \
+        }                                                                                                    \
     }
-}
-
-static inline void mpyml_sparse_cols_u16(uint32_t *MPYML_RESTRICT acc, const int8_t *MPYML_RESTRICT val,
-    const uint16_t *MPYML_RESTRICT r, const int32_t *MPYML_RESTRICT cp, const int8_t *MPYML_RESTRICT x,
-    uint32_t n, int32_t off)
-{
-    for (uint32_t k = 0; k < n; k++) {
-        const int32_t xo = x[k] + off;
-        if (xo == 0) continue;
-        uint32_t j = (uint32_t)cp[k];
-        const uint32_t j1 = (uint32_t)cp[k + 1];
-        for (; j + 4 <= j1; j += 4) {
-            const uint32_t r0 = r[j], r1 = r[j + 1], r2 = r[j + 2], r3 = r[j + 3];
-            const int32_t p0 = val[j] * xo, p1 = val[j + 1] * xo, p2 = val[j + 2] * xo, p3 = val[j + 3] * xo;
-            acc[r0] += (uint32_t)p0;
-            acc[r1] += (uint32_t)p1;
-            acc[r2] += (uint32_t)p2;
-            acc[r3] += (uint32_t)p3;
-        }
-        for (; j < j1; j++) acc[r[j]] += (uint32_t)(val[j] * xo);
-    }
-}
+MPYML_SPARSE_COLS(mpyml_sparse_cols_u8, uint8_t)
+MPYML_SPARSE_COLS(mpyml_sparse_cols_u16, uint16_t)
+#undef MPYML_SPARSE_COLS
 
 /* the same with 4-bit row gaps: inside column k the row starts at 0 and entry j adds gap j (validated: every
  * row < O, every column an even number of entries, so a column starts on a byte). Four entries (two bytes) a
