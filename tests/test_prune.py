@@ -143,9 +143,15 @@ def test_magnitude_schedule_and_masks() -> None:
     x, y = _digits()
     m = _mlp(K)
     info = prune.magnitude_prune(m, x, y, 0.8, epochs=2, lr=1e-3)
-    for row in info["layers"]:
-        assert row["sparsity"] == pytest.approx(0.8, abs=1.0 / row["weights"] + 1e-9)
-    assert info["sparsity"] == pytest.approx(0.8, abs=2e-3)
+    assert info["block"] == prune.DEFAULT_BLOCK == 8
+    for row in info["layers"]:         # whole blocks of 8 (4 where 8 does not divide the outputs, else 1)
+        assert row["sparsity"] == pytest.approx(0.8, abs=8.0 / row["weights"] + 1e-9)
+    assert info["sparsity"] == pytest.approx(0.8, abs=4e-3)
+    for ly, v in prune.prunable_kernels(m):
+        w = np.asarray(v.numpy())
+        b = 8 if w.shape[-1] % 8 == 0 else 4 if w.shape[-1] % 4 == 0 else 1
+        blocks = (w.reshape(-1, b) == 0).sum(axis=1)
+        assert set(np.unique(blocks)) <= {0, b}, f"{ly.name}: zeros not in whole blocks of {b}"
     tfl = quantized_tflite(LoadedModel("keras", None, m, (8, 8, 1), (10,)), x[:50])
     assert weight_sparsity_int8(tfl) >= 0.8 - 2e-3       # float zeros stay int8 zeros
 

@@ -11,7 +11,8 @@ mean) of these over samples x loops. The three packings run in turn per round (`
 machine hits them alike; the reported value is each packing's median over all rounds. A benchmark: it reports, it
 asserts nothing about speed.
 
-    .venv/bin/python tools/bench_sparse.py [--sparsity 0.8] [--repeat 20] [--kind mlp] [--engine natmod|viper]
+    .venv/bin/python tools/bench_sparse.py [--sparsity 0.8] [--block 8] [--kind mlp] [--engine natmod|viper]
+                                           [--tflite M.tflite [--digits]]
 """
 
 from __future__ import annotations
@@ -86,27 +87,35 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kind", default="mlp", choices=("mlp", "conv1x1", "conv3x3"))
     ap.add_argument("--sparsity", type=float, default=0.8)
+    ap.add_argument("--block", type=int, default=8, choices=(1, 4, 8, 16),
+                    help="prune in blocks of this many output channels (default 8, as `mpyml convert --prune`; 1: "
+                         "every weight alone)")
     ap.add_argument("--invokes", type=int, help="invokes per timed loop (natmod 2000, viper 20)")
     ap.add_argument("--loops", type=int, default=1, help="timed loops per test sample and round")
     ap.add_argument("--rounds", type=int, default=3, help="runs of the three packings in turn")
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--engine", default="natmod", choices=("natmod", "viper"))
     ap.add_argument("--tflite", type=Path, help="an int8 .tflite instead (random int8 inputs, seed 0)")
+    ap.add_argument("--digits", action="store_true", help="with --tflite: the digits test samples as inputs "
+                    "(a model of 64 or 8x8x1 inputs scaled to [0, 1], as models/prune_demo.py trains)")
     a = ap.parse_args(argv)
     if a.tflite:
         tfl = a.tflite.read_bytes()
+        xte = sparse_corpus.digits(True)[2]
     else:
-        tfl, xte, _ = sparse_corpus.build(a.kind, a.sparsity)
+        tfl, xte, _ = sparse_corpus.build(a.kind, a.sparsity, block=a.block)
     dense, sparse, always = pack(tfl, sparse=False), pack(tfl), pack(tfl, sparse="always")
     t = MpkFile(dense).input_tensors()[0]
-    if a.tflite:
+    if a.tflite and not a.digits:
         xs = np.random.default_rng(0).integers(-128, 128, size=(a.samples, *t.shape[1:]), dtype=np.int8)
     else:
-        xs = np.clip(np.round(xte[:a.samples] / t.scale) + t.zero_point, -128, 127).astype(np.int8)
+        xs = np.clip(np.round(xte[:a.samples].reshape(-1, *t.shape[1:]) / t.scale) + t.zero_point, -128, 127
+                     ).astype(np.int8)
     ref = TflmRunner(tfl)
     want = b"".join(ref.run([xs[i:i + 1].reshape((1, *t.shape[1:]))])[0].tobytes() for i in range(len(xs)))
-    what = (f"{a.tflite.name}, {len(xs)} random inputs" if a.tflite else
-            f"{a.kind}, {a.sparsity:.0%} of the weights zero, {len(xs)} digits test samples")
+    what = (f"{a.tflite.name}, {len(xs)} {'digits' if a.digits else 'random'} inputs" if a.tflite else
+            f"{a.kind}, {a.sparsity:.0%} of the weights zero"
+            f"{f' in blocks of {a.block}' if a.block > 1 else ''}, {len(xs)} digits test samples")
     invokes = a.invokes or (2000 if a.engine == "natmod" else 20)
     print(f"{what}; {a.engine} on the unix port, loops of {invokes} invokes, {a.loops} per sample, "
           f"{a.rounds} rounds")

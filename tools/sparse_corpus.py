@@ -33,31 +33,32 @@ def digits(flat: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return xtr, ytr, xte, yte
 
 
-def _prune(model: Any, sparsity: float) -> list[tuple[Any, np.ndarray]]:
-    """Zero the `sparsity` fraction of smallest-magnitude kernel weights of every Dense / Conv2D layer."""
+def _prune(model: Any, sparsity: float, block: int = 1) -> list[tuple[Any, np.ndarray]]:
+    """Zero the `sparsity` fraction of smallest-magnitude kernel weights of every Dense / Conv2D layer (block > 1:
+    whole blocks of `block` output channels, by L1 norm, where the layer's output channels are a multiple of it;
+    mpyml.prune's masks)."""
+    from mpyml.prune import _mask
     masks = []
     for layer in model.layers:
         if layer.__class__.__name__ not in ("Dense", "Conv2D"):
             continue
         w = layer.kernel.numpy()
-        k = int(round(sparsity * w.size))
-        thr = np.sort(np.abs(w).reshape(-1))[k - 1] if k > 0 else -1.0
-        mask = (np.abs(w) > thr).astype(np.float32)
+        mask = _mask(w, sparsity, block).astype(np.float32)
         layer.kernel.assign(w * mask)
         masks.append((layer, mask))
     return masks
 
 
 def build(kind: str, sparsity: float, io: str = "int8", width: int = 256, seed: int = 0,
-          epochs: int = 30) -> tuple[bytes, np.ndarray, np.ndarray]:
+          epochs: int = 30, block: int = 1) -> tuple[bytes, np.ndarray, np.ndarray]:
     """A pruned int8 `.tflite` and its float test set (x_test, y_test).
 
     kind: "mlp" (64-width-width-10 Dense/ReLU), "conv1x1" (Conv 3x3 stem, then 1x1 convs) or "conv3x3"
     (3x3 convs, per-channel quantized), all ending in Dense(10)."""
-    key = json.dumps([kind, sparsity, io, width, seed, epochs,
+    key = json.dumps([kind, sparsity, io, width, seed, epochs, block,
                       hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]])
     tag = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = CACHE / f"{kind}-{int(sparsity * 100)}-{io}-{width}-{tag}.tflite"
+    path = CACHE / f"{kind}-{int(sparsity * 100)}-b{block}-{io}-{width}-{tag}.tflite"
     flat = kind == "mlp"
     xtr, ytr, xte, yte = digits(flat)
     if path.exists():
@@ -87,7 +88,7 @@ def build(kind: str, sparsity: float, io: str = "int8", width: int = 256, seed: 
     model.compile(optimizer=keras.optimizers.Adam(2e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(xtr, ytr, epochs=epochs, batch_size=32, verbose=0)
-    masks = _prune(model, sparsity)
+    masks = _prune(model, sparsity, block)
     for _ in range(max(1, epochs // 6)):         # masked fine-tuning: re-zero after every epoch
         model.fit(xtr, ytr, epochs=1, batch_size=32, verbose=0)
         for layer, m in masks:

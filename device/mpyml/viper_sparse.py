@@ -6,8 +6,8 @@
 # run(opc, model, arena, ctx): viper, allocation-free; operands decoded by viper_engine._ext into ctx words
 #   _C_X + 8*k (+0 offset, +1 storage 0 arena / 1 const / 2 absent / 3 trusted const (offset into the ctx),
 #   +2..+5 n h w c, +6 nbytes, +7 type), params at _C_XP + i.
-# rows are uint8 / int16 row indices or int8 4-bit row gaps (sparse_common.h: from 0 inside a column, low nibble
-# first, an even entry count per column). rows and colptr are trusted operands: the kernels read the ctx's copies (storage 3), validated at load, so
+# rows are uint8 / int16 row indices, int8 4-bit row gaps (sparse_common.h: from 0 inside a column, low nibble
+# first, an even entry count per column) or uint8 / int16 block indices (values = B x rows, B = 4, 8, 16). rows and colptr are trusted operands: the kernels read the ctx's copies (storage 3), validated at load, so
 # every scatter index is < O and every column range inside values whatever the model buffer holds later.
 # The accumulator scratch starts at the bias and takes the products, as in C: a ptr32 store keeps the low 32 bits
 # (int32 wrapping on every word size) and loads are read back sign-corrected ((v ^ S) - S).
@@ -51,17 +51,33 @@ def _in_section(t):
     return t[2] == 1 and t[8] >= start and t[8] - start <= sz and t[9] <= sz - (t[8] - start)
 
 
+def _block_of(val, rows):
+    # values per row entry (sparse_common.h mpyml_sparse_block_of): 1, or 4 / 8 / 16 for block indices, 0 invalid
+    nv = _elems(val)
+    nr = _elems(rows)
+    if rows[0] == _T_INT8 or nv == nr:
+        return 1
+    if nr == 0 or nv % nr:
+        return 0
+    b = nv // nr
+    return b if b in (4, 8, 16) else 0
+
+
 def _check_weights(ts, buf, data, cols, o):
     val, rows, cp = ts[1], ts[2], ts[3]
     if not _in_section(rows) or not _in_section(cp):
         return _CHK_SECTION
     gap = rows[0] == _T_INT8
+    bs = _block_of(val, rows)
     nnz = _elems(val) if gap else _elems(rows)
-    if val[10] != 0 or _elems(val) != nnz:
+    if val[10] != 0 or bs == 0:
         return _CHK_VALUES
     if cols == 0 or cols > 65536 or _elems(cp) != cols + 1:
         return _CHK_SHAPE
-    if o == 0 or (rows[0] == _T_UINT8 and o > 256) or o > 65536:
+    if o == 0 or o > 65536 or o % bs:
+        return _CHK_SHAPE
+    n_rows = o // bs
+    if rows[0] == _T_UINT8 and n_rows > 256:
         return _CHK_SHAPE
     if gap and (nnz & 1 or _elems(rows) != nnz // 2):
         return _CHK_SHAPE
@@ -90,7 +106,7 @@ def _check_weights(ts, buf, data, cols, o):
         last = -1
         for j in range(p0, p1):
             r = (mv[rb + 2 * j] | (mv[rb + 2 * j + 1] << 8)) if wide else mv[rb + j]
-            if r <= last or r >= o:
+            if r <= last or r >= n_rows:
                 return _CHK_INDEX
             last = r
         p0 = p1
@@ -153,9 +169,10 @@ def check(opcode, ts, n_in, n_out, prm, buf, data):
 # ---------------------------------------------------------------- kernels (viper, allocation-free)
 
 @micropython.viper
-def _cols(acc: ptr32, val: ptr8, x: ptr8, rows: int, cp: int, n: int, off: int, wide: int):
+def _cols(acc: ptr32, val: ptr8, x: ptr8, rows: int, cp: int, n: int, off: int, wide: int, bs: int):
     # columns k < n of x with xo = x[k] + off != 0: acc[rows[j]] += values[j] * xo (exact partial sums);
-    # wide 0: u8 rows, 1: u16 rows, 2: 4-bit gaps (two entries a byte, an even count per column)
+    # wide 0: u8 rows, 1: u16 rows, 2: 4-bit gaps (two entries a byte, an even count per column);
+    # bs > 1: the rows are block indices, entry j adds values[j * bs + i] * xo to acc[rows[j] * bs + i], i < bs
     c = ptr32(cp)
     r8 = ptr8(rows)
     r16 = ptr16(rows)
@@ -176,6 +193,19 @@ def _cols(acc: ptr32, val: ptr8, x: ptr8, rows: int, cp: int, n: int, off: int, 
                     r += b >> 4
                     acc[r] = ((acc[r] ^ S) - S) + ((val[j + 1] ^ 128) - 128) * xo
                     j += 2
+            elif bs > 1:
+                while j < j1:
+                    if wide:
+                        r = r16[j] * bs
+                    else:
+                        r = r8[j] * bs
+                    v = j * bs
+                    e = r + bs
+                    while r < e:
+                        acc[r] = ((acc[r] ^ S) - S) + ((val[v] ^ 128) - 128) * xo
+                        r += 1
+                        v += 1
+                    j += 1
             elif wide:
                 while j < j1:
                     r = r16[j]
@@ -261,6 +291,21 @@ def _addr(k: int, model, arena, ctx) -> int:
 
 
 @micropython.viper
+def _bs(ctx, wide: int) -> int:
+    # values per row entry of a validated op (_block_of): values bytes / rows entries
+    c = ptr32(ctx)
+    if wide == 2:
+        return 1
+    nr = c[_C_X + 16 + 6]
+    if wide:
+        nr >>= 1
+    nv = c[_C_X + 8 + 6]
+    if nv == nr:
+        return 1
+    return nv // nr
+
+
+@micropython.viper
 def _init(acc: ptr32, bias: int, o: int):
     # acc[i] = bias[i] (0 if absent), as the C kernels: the scratch bytes match the C engine's
     bp = ptr32(bias)
@@ -292,6 +337,7 @@ def _k_fc(model, arena, ctx):
         wide = 1
     elif c[_C_X + 16 + 7] == _T_INT8:
         wide = 2
+    bs = int(_bs(ctx, wide))
     per_ch = 0
     if c[_C_X + 40 + 6] != 4:
         per_ch = 1
@@ -302,7 +348,7 @@ def _k_fc(model, arena, ctx):
     b = 0
     while b < batches:
         _init(acc, bias, o)
-        _cols(acc, val, ptr8(x + b * cols), rows, cp, cols, off, wide)
+        _cols(acc, val, ptr8(x + b * cols), rows, cp, cols, off, wide, bs)
         _finish(acc, ptr8(out + b * o), mult, shift, o, per_ch, _C_XP, ctx)
         b += 1
 
@@ -326,6 +372,7 @@ def _k_conv(model, arena, ctx):
         wide = 1
     elif c[_C_X + 16 + 7] == _T_INT8:
         wide = 2
+    bs = int(_bs(ctx, wide))
     H = c[_C_X + 3]
     W = c[_C_X + 4]
     C = c[_C_X + 5]
@@ -362,7 +409,7 @@ def _k_conv(model, arena, ctx):
                             ix = ix0 + dw * kx
                             if 0 <= ix < W:
                                 _cols(acc, val, ptr8(xb + (iy * W + ix) * C), rows, cp + 4 * (ky * KW + kx) * C,
-                                      C, off, wide)
+                                      C, off, wide, bs)
                             kx += 1
                     ky += 1
                 _finish(acc, ptr8(pos), mult, shift, O, 1, _C_XP + 8, ctx)

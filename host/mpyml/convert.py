@@ -715,13 +715,15 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
             qat_lr: float = DEFAULT_QAT_LR, progress: bool = True, max_calibration: int = DEFAULT_MAX_CALIBRATION,
             sqnr: bool = True, timing: bool = True, prune: float | None = None,
             prune_channels: float | None = None, teacher: Any = None, temperature: float | None = None,
-            alpha: float | None = None, lr: float = DEFAULT_LR, seed: int = 0) -> ConvertResult:
+            alpha: float | None = None, lr: float = DEFAULT_LR, seed: int = 0,
+            prune_block: int | None = None) -> ConvertResult:
     """Quantize (full-integer PTQ, optionally QAT) and pack a float model; measure it when eval_data is given.
 
     calibration: float array (N, *input) / .npy / .npz path / folder of images. eval_data: (x, y) arrays or paths.
     io: "int8", "uint8" or "float" (float32 model edges). Writes `output` (.mpk) and `tflite_output` when given.
-    teacher (distillation), prune_channels (structured), prune (magnitude sparsity): compression stages run in
-    that order on train_data, each measured (metrics "distill", "prune_channels", "prune"); the last is written.
+    teacher (distillation), prune_channels (structured), prune (magnitude sparsity, in blocks of prune_block
+    output channels, default prune.DEFAULT_BLOCK): compression stages run in that order on train_data, each
+    measured (metrics "distill", "prune_channels", "prune"); the last is written.
     """
     from .inspect_model import inspect_model
     from .packer import PackError, pack
@@ -732,6 +734,12 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
         raise ConvertError("--qat needs training data: add --train X Y")
     if epochs < 1:
         raise ConvertError(f"--epochs {epochs}: must be at least 1")
+    if prune_block is not None:
+        from .prune import BLOCKS
+        if prune is None:
+            raise ConvertError("--prune-block sets how --prune zeroes weights: add --prune SPARSITY")
+        if prune_block not in BLOCKS:
+            raise ConvertError(f"--prune-block {prune_block}: choose one of {', '.join(map(str, BLOCKS))}")
     compress = prune is not None or prune_channels is not None or teacher is not None
     if compress or temperature is not None or alpha is not None:
         _check_compress(qat, train_data, prune, prune_channels, teacher, temperature, alpha, lr)
@@ -798,7 +806,7 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
             assert train_data is not None
             result.base_tflite, result.base_mpk = tfl, mpk
             tfl, mpk = _compress(lm, tfl, cal, io, prog, metrics, train_data, ex, et, epochs, lr, seed, timing,
-                                 prune, prune_channels, teacher, temperature, alpha)
+                                 prune, prune_channels, teacher, temperature, alpha, prune_block)
             result.tflite, result.mpk = tfl, mpk
     if output is not None:
         Path(output).write_bytes(mpk)
@@ -863,7 +871,7 @@ def _compress(lm: LoadedModel, base_tflite: bytes, cal: np.ndarray, io: str, pro
               metrics: dict[str, Any],
               train_data: tuple[Any, Any], ex: np.ndarray | None, et: Targets | None, epochs: int, lr: float,
               seed: int, timing: bool, prune: float | None, prune_channels: float | None, teacher: Any,
-              temperature: float | None, alpha: float | None) -> tuple[bytes, bytes]:
+              temperature: float | None, alpha: float | None, prune_block: int | None = None) -> tuple[bytes, bytes]:
     """The compression stages (distill -> structured -> magnitude), each measured into metrics; the last's bytes."""
     from . import distill as kd
     from . import prune as pr
@@ -916,7 +924,8 @@ def _compress(lm: LoadedModel, base_tflite: bytes, cal: np.ndarray, io: str, pro
             stages.append("prune_channels")
         if prune is not None:
             adv = prog.task("magnitude pruning: fine-tuning (epochs)", epochs)
-            info = pr.magnitude_prune(model, tx, ty, prune, epochs, lr, seed=seed, on_epoch=lambda: adv(1))
+            info = pr.magnitude_prune(model, tx, ty, prune, epochs, lr, seed=seed, on_epoch=lambda: adv(1),
+                                      block=pr.DEFAULT_BLOCK if prune_block is None else prune_block)
             tfl, mpk, d = _stage(lm, model, cal, io, prog, ex, et, timing, "--prune")
             d.update(info)
             metrics["prune"] = d
@@ -1009,7 +1018,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                       epochs=args.epochs, qat_lr=args.qat_lr, progress=not args.quiet,
                       max_calibration=args.max_calibration, prune=args.prune, prune_channels=args.prune_channels,
                       teacher=args.teacher, temperature=args.temperature, alpha=args.alpha, lr=args.lr,
-                      seed=args.seed)
+                      seed=args.seed, prune_block=args.prune_block)
     except ConvertError as e:
         print(f"mpyml convert: {e}", file=sys.stderr)
         return 2
@@ -1048,6 +1057,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help=f"training epochs of QAT and of each compression stage (default {DEFAULT_EPOCHS})")
     p.add_argument("--prune", type=float, metavar="SPARSITY",
                    help="magnitude pruning to this fraction of zero weights while fine-tuning (needs --train)")
+    from .prune import BLOCKS, DEFAULT_BLOCK
+    p.add_argument("--prune-block", type=int, metavar="B", choices=BLOCKS,
+                   help=f"--prune in blocks of B output channels ({', '.join(map(str, BLOCKS))}; default "
+                        f"{DEFAULT_BLOCK}: the block-sparse form the kernels run fastest; 1: every weight alone)")
     p.add_argument("--prune-channels", type=float, metavar="FRACTION",
                    help="remove this fraction of filters / channels (L1 norm) and fine-tune (needs --train)")
     p.add_argument("--teacher", metavar="TEACHER.keras",

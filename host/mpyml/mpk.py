@@ -113,7 +113,8 @@ class MpkFile:
 
     def dense_weights(self, op: MOp) -> np.ndarray:
         """The dense int8 weights [O, cols] of a sparse op (SPARSE_FULLY_CONNECTED / SPARSE_CONV_2D: cols = K or
-        KH*KW*C in (ky, kx, c) order), rebuilt from its CSC values / rows / colptr (docs/FORMAT.md)."""
+        KH*KW*C in (ky, kx, c) order), rebuilt from its CSC values / rows / colptr (docs/FORMAT.md): row indices,
+        4-bit row gaps or block indices."""
         t = self.tensors
         vals = self.const_array(t[op.inputs[1]]).reshape(-1).astype(np.int32)
         colptr = self.const_array(t[op.inputs[3]]).reshape(-1)
@@ -132,7 +133,9 @@ class MpkFile:
             return w
         rows = self.const_array(rt).reshape(-1).view(np.uint16 if rt.type == 5 else np.uint8)
         cols = np.repeat(np.arange(len(colptr) - 1), np.diff(colptr))
-        w[rows.astype(np.int64), cols] = vals
+        bs = len(vals) // max(len(rows), 1)     # block indices: values = bs x rows (bs 4 / 8 / 16), else 1
+        r = (rows.astype(np.int64)[:, None] * bs + np.arange(bs)).reshape(-1)
+        w[r, np.repeat(cols, bs)] = vals
         return w
 
     def sparse_stats(self, op: MOp) -> dict[str, float | int] | None:
@@ -142,7 +145,7 @@ class MpkFile:
             return None
         t = self.tensors
         nnz = t[op.inputs[1]].elements
-        if t[op.inputs[2]].type == 1:      # 4-bit gaps: the values include zero fillers
+        if nnz != t[op.inputs[2]].elements:      # 4-bit gaps (zero fillers) or blocks (zeros inside blocks)
             nnz = int(np.count_nonzero(self.const_array(t[op.inputs[1]])))
         o = t[op.outputs[0]].shape[-1]
         weights = o * (t[op.inputs[3]].elements - 1)

@@ -148,10 +148,10 @@ enum {
     MPYML_CHK_PADDING_SLOT = 72,   /* padding slot of the operand list must be 0xFFFF */
     MPYML_CHK_ALIAS = 73,   /* an output shares arena bytes with an input (allowed only as an exact alias on an op record flagged IN_PLACE whose kernel runs in place) */
     MPYML_CHK_FLAGS = 74,   /* invalid op record flags (only IN_PLACE, on a one-output op whose kernel runs in place): repack the model with this mpyml */
-    MPYML_CHK_SP_SHAPE = 80,   /* sparse op: input, output, column pointers (K + 1, conv KH*KW*C + 1 <= 65537), 4-bit row gaps (ceil(nnz / 2) bytes), bias / mult / shift (one per output channel, mult / shift 1 for FC per-tensor) and the accumulator scratch (int32, one per output channel) must agree */
-    MPYML_CHK_SP_INDEX = 81,   /* sparse weights: column pointers must start at 0, never decrease and end at the value count; row indices (or the rows 4-bit gaps reach) must name an output channel and increase strictly inside a column */
+    MPYML_CHK_SP_SHAPE = 80,   /* sparse op: input, output, column pointers (K + 1, conv KH*KW*C + 1 <= 65537), 4-bit row gaps (ceil(nnz / 2) bytes), block indices (output channels a multiple of the block), bias / mult / shift (one per output channel, mult / shift 1 for FC per-tensor) and the accumulator scratch (int32, one per output channel) must agree */
+    MPYML_CHK_SP_INDEX = 81,   /* sparse weights: column pointers must start at 0, never decrease and end at the value count; row indices (or the rows 4-bit gaps reach, or the blocks) must name an output channel and increase strictly inside a column */
     MPYML_CHK_SP_SECTION = 82,   /* sparse weights: the row indices and column pointers must lie in the header's sparse section (format version 3) */
-    MPYML_CHK_SP_VALUES = 83,   /* sparse weights: values must be a constant int8 tensor with zero point 0, one per row index */
+    MPYML_CHK_SP_VALUES = 83,   /* sparse weights: values must be a constant int8 tensor with zero point 0, one per row index (or 4, 8 or 16 per block index) */
     MPYML_CHK_SP_REQUANT = 84,   /* sparse op: multipliers must be 0..2^31-1 and shifts -31..30 */
     MPYML_CHK_SP_ACT = 85,   /* sparse op: activation range needs act_min <= act_max */
     MPYML_CHK_IP_SCRATCH = 88,   /* in-place conv: the scratch must be an int8 arena tensor of at least the bytes the variant needs (depthwise IH*IW+KH*KW, conv rows*IW*C) sharing no bytes with the input or output */

@@ -30,16 +30,21 @@ from tflite_build import conv2d_model, fully_connected_model, run_tflm
 SPARSE_OPS = ("SPARSE_FULLY_CONNECTED", "SPARSE_CONV_2D")
 
 
-def _prune(tfl: bytes, frac: float, rng: np.random.Generator) -> bytes:
+def _prune(tfl: bytes, frac: float, rng: np.random.Generator, block: int = 1) -> bytes:
     """Zero a `frac` share of the entries of the model's int8 weights buffer (operator 0, input 1), chosen at
-    random; sometimes whole output channels or whole input columns as well."""
+    random (block > 1: whole blocks of `block` output channels in a column, as block pruning leaves them);
+    sometimes whole output channels or whole input columns as well."""
     m = schema.ModelT.InitFromPackedBuf(tfl, 0)
     sg = m.subgraphs[0]
     t = sg.tensors[sg.operators[0].inputs[1]]
     buf = m.buffers[t.buffer]
     w = np.frombuffer(bytes(bytearray(buf.data)), np.int8).copy().reshape(t.shape)
-    w[rng.random(w.shape) < frac] = 0
     flat = w.reshape(w.shape[0], -1)
+    if block > 1:
+        mask = rng.random((flat.shape[0] // block, flat.shape[1])) < frac
+        flat[np.repeat(mask, block, axis=0)] = 0
+    else:
+        w[rng.random(w.shape) < frac] = 0
     if rng.random() < 0.3:
         flat[int(rng.integers(0, flat.shape[0]))] = 0          # a dead output channel (bias only)
     if rng.random() < 0.3:
@@ -131,6 +136,88 @@ def test_sparse_kernels_bit_exact(tmp_path: Path) -> None:
         assert outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
 
 
+def _block_case(rng: np.random.Generator, bs: int, kind: int) -> tuple[str, bytes, list[np.ndarray]]:
+    """A block-pruned FC (kind 0), 1x1 conv (1) or 3x3 conv (2) with O a multiple of bs."""
+    o = bs * int(rng.choice([1, 2, 3, 5]))
+    if kind == 0:
+        batches, depth = int(rng.integers(1, 3)), int(rng.choice([3, 40, 130]))
+        tfl = fully_connected_model(rng, (batches, depth), o, fused=str(rng.choice(["NONE", "RELU"])),
+                                    per_channel=bool(rng.random() < 0.4), bias=bool(rng.random() < 0.8))
+        shape: tuple[int, ...] = (batches, depth)
+        what = "SPARSE_FULLY_CONNECTED"
+    else:
+        k = 1 if kind == 1 else 3
+        shape = (1, int(rng.integers(k, 7)), int(rng.integers(k, 7)), int(rng.choice([3, 8, 17])))
+        tfl = conv2d_model(rng, shape, o, (k, k), (int(rng.integers(1, 3)), 1), (1, 1),
+                           str(rng.choice(["SAME", "VALID"])), fused=str(rng.choice(["NONE", "RELU"])),
+                           per_channel=True, bias=bool(rng.random() < 0.8))
+        what = f"SPARSE_CONV_2D:{k}x{k}"
+    tfl = _prune(tfl, float(rng.uniform(0.5, 0.95)), rng, block=bs)
+    return what, tfl, [_input(rng, shape, _zp_of(tfl))]
+
+
+def _portable_lib(tmp_path: Path) -> Path:
+    """The engine built as a host library with MPYML_NO_SIMD: the portable C loops Cortex-M0 / M3 run."""
+    import subprocess
+    root = Path(__file__).resolve().parents[2] / "native_modules" / "engine"
+    src = [str(p) for d in ("", "ops", "pre", "sign") for p in sorted((root / d).glob("*.c"))]
+    lib = tmp_path / "libmpyml_portable.so"
+    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-DMPYML_NO_SIMD",
+                    "-o", str(lib), *src], check=True)
+    return lib
+
+
+def test_block_sparse_bit_exact(tmp_path: Path) -> None:
+    """Block-pruned weights (blocks of 4, 8, 16 output channels) as block indices, forced and as the packer
+    picks: the SSE2 host library, the portable C build, the natmod and viper all equal tflite-micro."""
+    rng = np.random.default_rng(59)
+    portable = _portable_lib(tmp_path)
+    cases = [_block_case(rng, bs, kind) for _ in range(4) for bs in (4, 8, 16) for kind in (0, 1, 2)]
+    dual, refs, seen = [], [], {}
+    for i, (what, tfl, inputs) in enumerate(cases):
+        bs = (4, 8, 16)[(i // 3) % 3]
+        mpk = _packed(tfl, "auto" if i % 2 else f"block{bs}")
+        f = MpkFile(mpk)
+        op = f.ops[0]
+        if op.name in SPARSE_OPS:
+            bsz = f.tensors[op.inputs[1]].elements // f.tensors[op.inputs[2]].elements
+            enc = f"block{bsz}" if f.tensors[op.inputs[2]].type != 1 and bsz > 1 else "other"
+            dense = np.frombuffer(_weights_of(tfl), np.int8).reshape(f.dense_weights(op).shape)
+            assert np.array_equal(f.dense_weights(op), dense), what
+        else:
+            enc = "dense"                               # a tiny layer: the colptr would outweigh the zeros
+        seen[enc] = seen.get(enc, 0) + 1
+        ref = [np.ascontiguousarray(o).tobytes() for o in run_tflm(tfl, inputs)]
+        host, init = host_run(mpk, inputs, garbage=True)
+        assert host == ref, f"{what} {enc}: host C engine (SSE2) differs from tflite-micro"
+        hm = HostModel(mpk, library=portable)
+        assert [o.tobytes() for o in hm.invoke(inputs)] == ref, f"{what} {enc}: portable C differs"
+        refs.append(ref)
+        dual.append((mpk, init))
+    assert all(seen.get(f"block{b}", 0) >= 6 for b in (4, 8, 16)), seen
+    results = run_dual(dual, tmp_path, "block")
+    counts = check_dual(dual, results, "block")
+    assert counts["ran"] == len(cases), counts
+    for (what, _, _), (mpk, _), res, ref in zip(cases, dual, results, refs, strict=True):
+        assert res["c"] == (0, 0, 0, 0) and res["v"] == (0, 0, 0, 0), (what, res["c"], res["v"])
+        assert res["lock"] == 1, f"{what}: viper invoke allocated"
+        assert outputs_of(mpk, res["ac"]) == ref, f"{what}: natmod differs from tflite-micro"
+        assert outputs_of(mpk, res["av"]) == ref, f"{what}: viper differs from tflite-micro"
+
+
+def test_block_pruned_layer_packs_as_blocks() -> None:
+    """A 256 x 256 layer pruned in blocks of 4 at 80%: the packer's default picks the block form (its size is
+    ~1.25 bytes per nonzero, under the index and gap forms) and it is smaller than 0.3x dense."""
+    rng = np.random.default_rng(8)
+    m = _prune(fully_connected_model(rng, (1, 256), 256, fused="RELU"), 0.8, rng, block=4)
+    f = MpkFile(pack(m))
+    op = f.ops[0]
+    assert op.name == "SPARSE_FULLY_CONNECTED", [o.name for o in f.ops]
+    assert f.tensors[op.inputs[1]].elements == 4 * f.tensors[op.inputs[2]].elements
+    st = f.sparse_stats(op)
+    assert st is not None and st["sparse_bytes"] < 0.3 * st["dense_bytes"], st
+
+
 def _weights_of(tfl: bytes) -> bytes:
     m = schema.ModelT.InitFromPackedBuf(tfl, 0)
     sg = m.subgraphs[0]
@@ -188,12 +275,37 @@ def _base(conv: bool, rows: str = "index") -> bytes:
         tfl = conv2d_model(rng, (1, 6, 6, 4), 8, (3, 3), per_channel=True)
     else:
         tfl = fully_connected_model(rng, (1, 40), 12)
-    return _packed(_prune(tfl, 0.8, rng), rows)
+    return _packed(_prune(tfl, 0.8, rng, block=4 if rows == "block4" else 1), rows)
+
+
+def _malformed_block(conv: bool) -> list[tuple[str, bytes, tuple[int, int, int]]]:
+    """Block indices: an index naming a block past O, values not a multiple of 4 / 8 / 16 of the rows, rows
+    not increasing."""
+    out: list[tuple[str, bytes, tuple[int, int, int]]] = []
+    mpk = _base(conv, "block4")
+    f = MpkFile(mpk)
+    op = f.ops[0]
+    vals, rows, cp = op.inputs[1], op.inputs[2], op.inputs[3]
+    nb = f.tensors[rows].elements
+    assert op.name in SPARSE_OPS and f.tensors[vals].elements == 4 * nb, "the block base must use blocks of 4"
+    edit = _editor(mpk, ("conv" if conv else "fc") + " block4", out)
+    o = f.tensors[op.outputs[0]].shape[-1]
+    edit(lambda b: struct.pack_into("<B", b, _data(f, rows), o // 4), 81, "block index = O / 4")
+    edit(lambda b: struct.pack_into("<B", b, _data(f, rows), o), 81, "block index = O")
+    cpv = f.const_array(f.tensors[cp])
+    j = int(np.argmax(np.diff(cpv) >= 2))
+    r0 = _data(f, rows) + int(cpv[j])
+    edit(lambda b: b.__setitem__(slice(r0, r0 + 2), bytes(b[r0:r0 + 2])[::-1]), 81, "blocks not increasing")
+    for n in (4 * nb - 1, 3 * nb, 2 * nb):
+        edit(lambda b, n=n: struct.pack_into("<H", b, _rec(f, vals) + 4, n) or
+             struct.pack_into("<I", b, _rec(f, vals) + 16, n), 83, f"{n} values for {nb} blocks")
+    return out
 
 
 def _malformed() -> list[tuple[str, bytes, tuple[int, int, int]]]:
     """(what, corrupted mpk, expected (status, index, detail)) - E_OP = 10, E_HEADER = 6, E_VERSION = 3."""
-    return _malformed_one(False) + _malformed_one(True) + _malformed_gap(False) + _malformed_gap(True)
+    return (_malformed_one(False) + _malformed_one(True) + _malformed_gap(False) + _malformed_gap(True)
+            + _malformed_block(False) + _malformed_block(True))
 
 
 def _editor(mpk: bytes, tag: str, out: list[tuple[str, bytes, tuple[int, int, int]]]) -> object:
@@ -323,7 +435,7 @@ def test_mutation_after_load(tmp_path: Path) -> None:
     """A bytearray model rewritten after load (every byte, several patterns): the engines read only their
     validated copies of rows / colptr, so nothing crashes and restoring the bytes restores the output."""
     from mpyml.unix_port import run_micropython
-    for rows in ("index", "gap4"):
+    for rows in ("index", "gap4", "block4"):
         mpk = _base(conv=True, rows=rows)
         p = tmp_path / f"m_{rows}.mpk"
         p.write_bytes(mpk)
@@ -338,8 +450,8 @@ def test_mutation_after_load(tmp_path: Path) -> None:
 
 def test_sanitizer_fuzz_sparse(tmp_path: Path) -> None:
     """The ASan/UBSan mutation driver (native_modules/tests/fuzz_loader.c) on a sparse FC and a sparse conv
-    model, each with u8 row indices and with 4-bit row gaps: truncations, bit flips (raw and CRC-fixed),
-    structured field mutations, invokes of what loads."""
+    model, each with u8 row indices, with 4-bit row gaps and with blocks of 4: truncations, bit flips (raw and
+    CRC-fixed), structured field mutations, invokes of what loads."""
     import subprocess
 
     import test_loader_robustness as tlr
@@ -348,7 +460,7 @@ def test_sanitizer_fuzz_sparse(tmp_path: Path) -> None:
     assert r.returncode == 0, f"building the sanitizer driver failed:\n{r.stdout}\n{r.stderr}"
     seeds = []
     for conv in (False, True):
-        for rows in ("index", "gap4"):
+        for rows in ("index", "gap4", "block4"):
             p = tmp_path / f"sparse_{'conv' if conv else 'fc'}_{rows}.mpk"
             p.write_bytes(_base(conv, rows))
             seeds.append(str(p))

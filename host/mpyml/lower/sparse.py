@@ -22,16 +22,21 @@ from .. import spec
 
 # cost model, in ns per unit on the x64 natmod (gcc -O2; tools/bench_sparse.py on the digits MLP and a C loop of
 # the kernels over its 256 x 256 layer: dense SSE2 ~3.5 us, u8-index scatter ~3.3 us, 4-bit gaps ~4.5 us with 40%
-# of the columns skipped; the index scatter runs ~0.42 ns per active value, the gap decode ~0.57 ns):
-DENSE_NS_PER_MAC = 0.06          # SSE2 dense FC / conv inner loop
+# of the columns skipped; the index scatter runs ~0.42 ns per active value, the gap decode ~0.57 ns; block-pruned
+# layers: ~0.78 ns per active block of 4 and ~1.0 per block of 8, `bench_sparse.py --block 4|8`):
+DENSE_NS_PER_MAC = 0.049         # SSE2 dense FC / conv inner loop
+ROW_NS = 1.2                     # per output channel and position, both forms: bias, requantize, store
 SPARSE_NS_PER_NZ = 0.42          # one scatter with u8 / u16 row indices (load value and row, multiply, add)
 GAP4_NS_PER_NZ = 0.57            # one scatter with 4-bit row gaps (the decode adds ~35%; fillers count as entries)
+BLOCK_NS_PER_ENTRY = {4: 0.78, 8: 1.0, 16: 1.6}  # one block add of B values (SSE2 B wide, one index per block)
 SPARSE_NS_PER_COL = 0.6          # per input column (load x, test, column bounds)
-SPARSE_NS_PER_ROW = 1.5          # per output channel (acc init, requantize)
+SPARSE_NS_PER_ROW = 0.3          # per output channel and position, sparse only: the accumulator's init
 RELU_ZERO_FRACTION = 0.4         # columns skipped when the input comes out of a ReLU (zero-point outputs; the
                                  # digits MLP's hidden layers measure 40-42%)
 MIN_SPARSITY = 0.5               # never below this
-ROWS = "auto"                    # the rows encoding: "auto" (per layer, below), "index" or "gap4" (tests, benchmarks)
+ROWS = "auto"                    # the rows encoding: "auto" (per layer, below), "index", "gap4" or "block4" /
+                                 # "block8" / "block16" (tests, benchmarks)
+BLOCKS = (4, 8, 16)              # block sizes (output channels per entry) the kernels take
 
 
 def _shape_of(n: int) -> tuple[int, ...] | None:
@@ -86,6 +91,20 @@ def gap4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return v_all.astype(np.int8), packed, cp
 
 
+def blocks(w: np.ndarray, bs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """w [O, cols] int8, O a multiple of bs -> the block encoding (values int8 [n * bs], rows [n] block indices,
+    colptr int32 [cols + 1]): the output channels in blocks of bs; every block with a nonzero weight in a column
+    is stored whole (its bs values), its index increasing inside the column."""
+    o, cols = w.shape
+    wb = w.reshape(o // bs, bs, cols)
+    nz = np.any(wb != 0, axis=1).T                           # [cols, o / bs]
+    col, blk = np.nonzero(nz)
+    counts = np.bincount(col, minlength=cols)
+    colptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    values = wb[blk, :, col].reshape(-1).astype(np.int8)     # [n, bs] in column order
+    return values, blk, colptr
+
+
 def index_bytes(o: int, nnz: int) -> int:
     """values + row indices: u8 indices when O <= 256, else u16."""
     return nnz * (2 if o <= 256 else 3)
@@ -99,14 +118,41 @@ def sparse_bytes(o: int, cols: int, nnz: int, gap_entries: int | None = None) ->
     return best + 4 * (cols + 1)
 
 
-def estimate(o: int, cols: int, nnz: int, positions: int, relu_input: bool, gap: bool = False) -> tuple[float, float]:
-    """(dense ns, sparse ns) for one op: `positions` = batches (FC) or output pixels (conv); nnz = the stored
-    entries, `gap` for the 4-bit-gap rows."""
+def estimate(o: int, cols: int, entries: int, positions: int, relu_input: bool, enc: str = "index"
+             ) -> tuple[float, float]:
+    """(dense ns, sparse ns) for one op: `positions` = batches (FC) or output pixels (conv); `entries` = the
+    stored row entries (nnz for "index", values incl. fillers for "gap4", blocks for "block<B>")."""
     active = 1.0 - RELU_ZERO_FRACTION if relu_input else 1.0
-    dense = positions * o * cols * DENSE_NS_PER_MAC
-    per_nz = GAP4_NS_PER_NZ if gap else SPARSE_NS_PER_NZ
-    sparse = positions * (nnz * active * per_nz + cols * SPARSE_NS_PER_COL + o * SPARSE_NS_PER_ROW)
+    dense = positions * o * (cols * DENSE_NS_PER_MAC + ROW_NS)
+    if enc.startswith("block"):
+        per = BLOCK_NS_PER_ENTRY[int(enc[5:])]
+    else:
+        per = GAP4_NS_PER_NZ if enc == "gap4" else SPARSE_NS_PER_NZ
+    sparse = positions * (entries * active * per + cols * SPARSE_NS_PER_COL + o * (ROW_NS + SPARSE_NS_PER_ROW))
     return dense, sparse
+
+
+def encodings(w: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, str, np.ndarray, int]]:
+    """Every encoding the kernels take for w [O, cols]: name -> (values, rows, rows type, colptr, entries), with
+    entries as `estimate` counts them (rows of O > 65536 channels, or block indices past u16, are left out)."""
+    o = w.shape[0]
+    out: dict[str, tuple[np.ndarray, np.ndarray, str, np.ndarray, int]] = {}
+    if o <= 65535:
+        values, rows, colptr = csc(w)
+        out["index"] = (values, rows, "uint8" if o <= 256 else "int16", colptr, len(values))
+        g_vals, g_rows, g_cp = gap4(w)
+        out["gap4"] = (g_vals, g_rows, "int8", g_cp, len(g_vals))
+    for bs in BLOCKS:
+        if o % bs == 0 and o // bs <= 65535:
+            values, rows, colptr = blocks(w, bs)
+            out[f"block{bs}"] = (values, rows, "uint8" if o // bs <= 256 else "int16", colptr, len(rows))
+    return out
+
+
+def encoded_bytes(values: np.ndarray, rows: np.ndarray, rows_type: str, colptr: np.ndarray) -> int:
+    """values + rows + colptr bytes of one encoding"""
+    rb = len(rows) * (2 if rows_type == "int16" else 1)
+    return len(values) + rb + 4 * len(colptr)
 
 
 def _relu_outputs(b: Any) -> set[int]:
@@ -142,34 +188,33 @@ def sparsify(b: Any, always: bool = False) -> None:
         out_t = b.tensors[op.outputs[0]]
         positions = int(np.prod(out_t.shape)) // o
         nnz = int(np.count_nonzero(w))
-        g_vals, g_rows, g_cp = gap4(w)
-        relu_in = op.inputs[0] in relu
-        gap_smaller = len(g_vals) + len(g_rows) < index_bytes(o, nnz)
-        # the encoding: "always" takes the smaller; by default the smaller one that is not slower than dense
-        if ROWS != "auto":
-            use_gap = ROWS == "gap4"
-        elif always or not gap_smaller:
-            use_gap = gap_smaller
-        else:
-            d_ns, g_ns = estimate(o, cols, len(g_vals), positions, relu_in, gap=True)
-            use_gap = g_ns <= d_ns
-        sb = sparse_bytes(o, cols, nnz, len(g_vals) if use_gap else None)
-        n_entries = len(g_vals) if use_gap else nnz
-        dense_ns, sparse_ns = estimate(o, cols, n_entries, positions, relu_in, gap=use_gap)
-        slow = 1 - nnz / w.size < MIN_SPARSITY or sparse_ns > dense_ns
-        if nnz == 0 or sb >= w.size or (slow and not always) or o > 65535 or cols > 65536 \
-                or _shape_of(n_entries) is None or _shape_of(len(g_rows)) is None:
+        if nnz == 0 or cols > 65536 or (1 - nnz / w.size < MIN_SPARSITY and not always):
             continue
-        if use_gap:
-            values, colptr = g_vals, g_cp
-            shp = _shape_of(n_entries)
-            assert shp is not None
-            i_rows = b.const(f"{ft.name}/rows", g_rows, "int8", _shape_of(len(g_rows)))
-        else:
-            values, rows, colptr = csc(w)
-            shp = _shape_of(nnz)
-            assert shp is not None
-            i_rows = b.const(f"{ft.name}/rows", rows, "uint8" if o <= 256 else "int16", shp)
+        relu_in = op.inputs[0] in relu
+        # the encoding: the smallest one that is smaller than dense and, by the cost model, not slower
+        # ("always": the smallest; ROWS: a forced one)
+        best: tuple[int, str] | None = None
+        cands = encodings(w)
+        for enc, (values, rows, rt, colptr, entries) in cands.items():
+            if ROWS != "auto" and enc != ROWS:
+                continue
+            if _shape_of(len(values)) is None or _shape_of(len(rows)) is None:
+                continue
+            size = encoded_bytes(values, rows, rt, colptr)
+            dense_ns, ns = estimate(o, cols, entries, positions, relu_in, enc)
+            if size >= w.size or (ns > dense_ns and not always):
+                continue
+            if best is None or size < best[0]:
+                best = (size, enc)
+        if best is None:
+            continue
+        sb, enc = best
+        values, rows, rt, colptr, entries = cands[enc]
+        dense_ns, sparse_ns = estimate(o, cols, entries, positions, relu_in, enc)
+        shp = _shape_of(len(values))
+        r_shp = _shape_of(len(rows))
+        assert shp is not None and r_shp is not None
+        i_rows = b.const(f"{ft.name}/rows", rows, rt, r_shp)
         dense_shape = ft.shape
         ft.data, ft.shape = values.tobytes(), shp
         i_cp = b.const(f"{ft.name}/colptr", colptr, "int32")
@@ -186,7 +231,7 @@ def sparsify(b: Any, always: bool = False) -> None:
         spec.check_params(spec.OP_NAMES[op.opcode], op.params)
         op.inputs = ins
         op.outputs = [op.outputs[0], i_acc]
-        op.info["sparse"] = {"nnz": nnz, "weights": int(w.size), "sparsity": 1 - nnz / w.size,
+        op.info["sparse"] = {"nnz": nnz, "weights": int(w.size), "sparsity": 1 - nnz / w.size, "encoding": enc,
                              "dense_bytes": int(w.size), "sparse_bytes": sb, "saved_bytes": int(w.size) - sb,
                              "est_dense_ns": round(dense_ns), "est_sparse_ns": round(sparse_ns)}
 

@@ -4,7 +4,8 @@
  * column, so no column holds more than O values and no accumulator gets more than cols terms), that rows and
  * colptr lie in the header's sparse section, and the requantization operands. 4-bit row gaps (rows int8
  * [nnz / 2]) instead of row indices: every column pointer even, and every row the gaps reach inside a column
- * (0 + the gaps so far) < O (never decreasing by construction; same check code, SP_INDEX). A row may repeat
+ * (0 + the gaps so far) < O (never decreasing by construction; same check code, SP_INDEX). Block indices
+ * (values = B x rows, B 4 / 8 / 16, else SP_VALUES): O a multiple of B and every index < O / B. A row may repeat
  * there (the packer's zero-valued fillers add 0, so a packed model's sums are the exact ones); whatever a file
  * holds, the adds wrap (uint32): a hostile file can change outputs, never the memory touched.
  */
@@ -21,10 +22,13 @@ int mpyml_sparse_check_weights(const mpyml_op_view_t *v, uint32_t cols, uint32_t
     const mpyml_tensor_t *cp = mpyml_view_in(v, SP_COLPTR);
     if (!in_sparse_section(v, rows) || !in_sparse_section(v, cp)) return MPYML_CHK_SP_SECTION;
     const int kind = mpyml_sparse_kind(rows);
+    const uint32_t bs = mpyml_sparse_block_of(val, rows);
     uint32_t nnz = kind == SP_ROWS_GAP4 ? mpyml_elems(val) : mpyml_elems(rows);
-    if (val->zero_point != 0 || mpyml_elems(val) != nnz) return MPYML_CHK_SP_VALUES;
+    if (val->zero_point != 0 || bs == 0) return MPYML_CHK_SP_VALUES;
     if (cols == 0 || cols > 65536u || mpyml_elems(cp) != cols + 1u) return MPYML_CHK_SP_SHAPE;
-    if (o == 0 || (kind == SP_ROWS_U8 && o > 256u) || o > 65536u) return MPYML_CHK_SP_SHAPE;
+    if (o == 0 || o > 65536u || o % bs != 0) return MPYML_CHK_SP_SHAPE;
+    const uint32_t n_rows = o / bs;                   /* what a row (block) index may name */
+    if (kind == SP_ROWS_U8 && n_rows > 256u) return MPYML_CHK_SP_SHAPE;
     if (kind == SP_ROWS_GAP4 && (nnz & 1u || mpyml_elems(rows) != nnz / 2u)) return MPYML_CHK_SP_SHAPE;
     const int32_t *p = (const int32_t *)mpyml_view_const(v, cp);
     const uint8_t *r8 = (const uint8_t *)mpyml_view_const(v, rows);
@@ -44,7 +48,7 @@ int mpyml_sparse_check_weights(const mpyml_op_view_t *v, uint32_t cols, uint32_t
         int32_t last = -1;
         for (uint32_t j = (uint32_t)p[k]; j < (uint32_t)p[k + 1]; j++) {
             int32_t r = kind == SP_ROWS_U16 ? (int32_t)r16[j] : (int32_t)r8[j];
-            if (r <= last || (uint32_t)r >= o) return MPYML_CHK_SP_INDEX;
+            if (r <= last || (uint32_t)r >= n_rows) return MPYML_CHK_SP_INDEX;
             last = r;
         }
     }

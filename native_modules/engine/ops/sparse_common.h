@@ -7,8 +7,9 @@
  * int16 [nnz] (read as uint16) indices, or int8 [nnz / 2] 4-bit gaps (entry j's gap = nibble j, low nibble
  * first; inside a column the row starts at 0 and each entry adds its gap; every column holds an even number of
  * entries; the packer bridges gaps over 15 and pads odd columns with zero-valued filler entries, counted in
- * nnz), IN_COLPTR int32 [cols + 1], IN_BIAS int32 [O] or absent, IN_MULT / IN_SHIFT int32 [O] (FC also [1]);
- * OUT_Y int8, OUT_ACC int32 [O] scratch. rows and colptr are trusted operands in the sparse section: invoke
+ * nnz), or uint8 / int16 block indices (values = B x rows, B = 4, 8 or 16: entry j holds output channels
+ * rows[j] * B .. + B - 1; O a multiple of B; sparse_block.h), IN_COLPTR int32 [cols + 1], IN_BIAS int32 [O] or
+ * absent, IN_MULT / IN_SHIFT int32 [O] (FC also [1]); OUT_Y int8, OUT_ACC int32 [O] scratch. rows and colptr are trusted operands in the sparse section: invoke
  * reads the engine's validated copies, so a scatter index is always < O and every column range inside values.
  */
 #ifndef MPYML_SPARSE_COMMON_H
@@ -16,6 +17,7 @@
 
 #include "op_view.h"
 #include "../mpyml_spec.h"
+#include "sparse_block.h"
 
 #if defined(__GNUC__)
 #define MPYML_RESTRICT __restrict__
@@ -31,6 +33,17 @@ enum { SP_ROWS_U8 = 0, SP_ROWS_U16 = 1, SP_ROWS_GAP4 = 2 };
 static inline int mpyml_sparse_kind(const mpyml_tensor_t *rows)
 {
     return rows->type == MPYML_T_INT16 ? SP_ROWS_U16 : rows->type == MPYML_T_INT8 ? SP_ROWS_GAP4 : SP_ROWS_U8;
+}
+
+/* values per row entry: 1 (row indices, 4-bit gaps), or B = 4, 8, 16 (block indices: values = B x rows);
+ * 0 for any other ratio (the loader refuses it: SP_VALUES). The kernels call it on validated operands. */
+static inline uint32_t mpyml_sparse_block_of(const mpyml_tensor_t *val, const mpyml_tensor_t *rows)
+{
+    const uint32_t nv = mpyml_elems(val), nr = mpyml_elems(rows);
+    if (rows->type == MPYML_T_INT8 || nv == nr) return 1u;
+    if (nr == 0 || nv % nr != 0) return 0u;
+    const uint32_t b = nv / nr;
+    return b == 4u || b == 8u || b == 16u ? b : 0u;
 }
 
 /* the 4-bit gap of entry j */
@@ -107,12 +120,19 @@ static inline void mpyml_sparse_cols_gap4(uint32_t *MPYML_RESTRICT acc, const in
     }
 }
 
-/* the columns of one input vector x[0..n) (FC: a batch row; conv: the C channels of one tap) */
-static inline void mpyml_sparse_cols(uint32_t *acc, const int8_t *val, const void *rows, int kind,
+/* the columns of one input vector x[0..n) (FC: a batch row; conv: the C channels of one tap); bs from
+ * mpyml_sparse_block_of */
+static inline void mpyml_sparse_cols(uint32_t *acc, const int8_t *val, const void *rows, int kind, uint32_t bs,
     const int32_t *cp, const int8_t *x, uint32_t n, int32_t off)
 {
     if (kind == SP_ROWS_GAP4) {
         mpyml_sparse_cols_gap4(acc, val, (const uint8_t *)rows, cp, x, n, off);
+    } else if (bs > 1u) {
+        if (kind == SP_ROWS_U16) {
+            mpyml_sparse_blocks_u16(acc, val, (const uint16_t *)rows, cp, x, n, off, bs);
+        } else {
+            mpyml_sparse_blocks_u8(acc, val, (const uint8_t *)rows, cp, x, n, off, bs);
+        }
     } else if (kind == SP_ROWS_U16) {
         mpyml_sparse_cols_u16(acc, val, (const uint16_t *)rows, cp, x, n, off);
     } else {

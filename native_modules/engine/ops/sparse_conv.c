@@ -39,6 +39,7 @@ void mpyml_sparse_conv_eval(const mpyml_op_view_t *v) {
     int8_t *out = (int8_t *)mpyml_view_out_ptr(v, SP_Y);
     uint32_t *acc = (uint32_t *)mpyml_view_out_ptr(v, SP_ACC);
     const int kind = mpyml_sparse_kind(v->t[SP_ROWS]);
+    const uint32_t bs = mpyml_sparse_block_of(v->t[SP_VALUES], v->t[SP_ROWS]);
     const int32_t H = xt->dims[1], W = xt->dims[2], C = xt->dims[3];
     const int32_t N = y->dims[0], OH = y->dims[1], OW = y->dims[2], O = y->dims[3];
     const int32_t KH = p->kernel_h, KW = p->kernel_w, off = p->input_offset;
@@ -57,7 +58,7 @@ void mpyml_sparse_conv_eval(const mpyml_op_view_t *v) {
                         if (ix < 0 || ix >= W) continue;
                         const int8_t *px = xb + (iy * W + ix) * C;
                         const int32_t *cpk = cp + (ky * KW + kx) * C;
-                        mpyml_sparse_cols(acc, val, rows, kind, cpk, px, (uint32_t)C, off);
+                        mpyml_sparse_cols(acc, val, rows, kind, bs, cpk, px, (uint32_t)C, off);
                     }
                 }
                 for (int32_t i = 0; i < O; i++) {

@@ -39,6 +39,7 @@ void mpyml_sparse_fc_eval(const mpyml_op_view_t *v) {
     int8_t *out = (int8_t *)mpyml_view_out_ptr(v, SP_Y);
     uint32_t *acc = (uint32_t *)mpyml_view_out_ptr(v, SP_ACC);
     const int kind = mpyml_sparse_kind(v->t[SP_ROWS]);
+    const uint32_t bs = mpyml_sparse_block_of(v->t[SP_VALUES], v->t[SP_ROWS]);
     int per_channel = mpyml_elems(v->t[SP_MULT]) != 1;
     uint32_t o = y->dims[y->ndim - 1];
     uint32_t cols = mpyml_elems(v->t[SP_COLPTR]) - 1u;
@@ -46,7 +47,7 @@ void mpyml_sparse_fc_eval(const mpyml_op_view_t *v) {
     const int32_t off = p->input_offset;
     for (uint32_t b = 0; b < batches; b++, x += cols, out += o) {
         for (uint32_t i = 0; i < o; i++) acc[i] = bias ? (uint32_t)bias[i] : 0u;
-        mpyml_sparse_cols(acc, val, rows, kind, cp, x, cols, off);
+        mpyml_sparse_cols(acc, val, rows, kind, bs, cp, x, cols, off);
         for (uint32_t i = 0; i < o; i++) {
             const uint32_t q = per_channel ? i : 0u;
             out[i] = mpyml_requant_pos((int32_t)acc[i], mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
