@@ -477,8 +477,9 @@ def test_sanitizer_fuzz_sparse(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ pruned Keras models (tools/sparse_corpus.py)
 
-CORPUS = [("mlp", 0.8, "int8", 256), ("mlp", 0.9, "uint8", 64), ("conv1x1", 0.85, "uint8", 64),
-          ("conv3x3", 0.8, "float", 64), ("conv3x3", 0.9, "int8", 128)]
+CORPUS = [("mlp", 0.8, "int8", 256, 1), ("mlp", 0.9, "uint8", 64, 1), ("conv1x1", 0.85, "uint8", 64, 1),
+          ("conv3x3", 0.8, "float", 64, 1), ("conv3x3", 0.9, "int8", 128, 1),
+          ("mlp", 0.8, "int8", 256, 8), ("conv3x3", 0.8, "uint8", 128, 8)]     # (last: pruned in blocks of 8)
 
 
 def _raw_inputs(tfl: bytes, x: np.ndarray) -> np.ndarray:
@@ -494,7 +495,7 @@ def _raw_inputs(tfl: bytes, x: np.ndarray) -> np.ndarray:
 
 def test_pruned_keras_corpus(tmp_path: Path) -> None:
     """Magnitude-pruned digits models (Dense MLPs, 1x1 and 3x3 convs with per-channel quantization; int8, uint8
-    and float I/O) converted by TensorFlow: sparse packing is bit-exact with tflite-micro on host, natmod and
+    and float I/O; weight by weight and in blocks of 8 output channels) converted by TensorFlow: sparse packing is bit-exact with tflite-micro on host, natmod and
     viper over real test images, and smaller than the dense packing."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
@@ -505,15 +506,18 @@ def test_pruned_keras_corpus(tmp_path: Path) -> None:
         from conftest import skip_or_fail
         skip_or_fail(f"TensorFlow is needed to build the pruned models: {e}")
     dual, refs, names = [], [], []
-    for kind, sparsity, io, width in CORPUS:
-        tfl, xte, _ = sparse_corpus.build(kind, sparsity, io=io, width=width, epochs=6)
+    for kind, sparsity, io, width, block in CORPUS:
+        tfl, xte, _ = sparse_corpus.build(kind, sparsity, io=io, width=width, epochs=6, block=block)
         dense = pack(tfl, sparse=False)
         for mode in (True, "always"):
             mpk = pack(tfl, sparse=mode)
             f = MpkFile(mpk)
             n_sparse = sum(o.name in SPARSE_OPS for o in f.ops)
-            if mode == "always":
+            if mode == "always" or block > 1:      # block-pruned: sparse (and blocks) by default too
                 assert n_sparse >= 2 and len(mpk) < len(dense), (kind, io, len(mpk), len(dense))
+            if block > 1:
+                assert any(f.tensors[o.inputs[1]].elements == block * f.tensors[o.inputs[2]].elements
+                           for o in f.ops if o.name in SPARSE_OPS), (kind, "no block-index layer")
             for i in range(4):
                 x = _raw_inputs(tfl, xte[i:i + 1])
                 ref = [np.ascontiguousarray(o).tobytes() for o in run_tflm(tfl, [x])]

@@ -22,12 +22,12 @@ from .. import spec
 
 # cost model, in ns per unit on the x64 natmod (gcc -O2; tools/bench_sparse.py on the digits MLP and a C loop of
 # the kernels over its 256 x 256 layer: dense SSE2 ~3.5 us, u8-index scatter ~3.3 us, 4-bit gaps ~4.5 us with 40%
-# of the columns skipped; the index scatter runs ~0.42 ns per active value, the gap decode ~0.57 ns; block-pruned
-# layers: ~0.78 ns per active block of 4 and ~1.0 per block of 8, `bench_sparse.py --block 4|8`):
+# of the columns skipped; fitted to whole-model timings of `bench_sparse.py --block 1|4|8`: the index scatter
+# ~0.37 ns per active value, the gap decode ~35% more, ~0.78 ns per active block of 4 and ~1.0 per block of 8):
 DENSE_NS_PER_MAC = 0.049         # SSE2 dense FC / conv inner loop
 ROW_NS = 1.2                     # per output channel and position, both forms: bias, requantize, store
-SPARSE_NS_PER_NZ = 0.42          # one scatter with u8 / u16 row indices (load value and row, multiply, add)
-GAP4_NS_PER_NZ = 0.57            # one scatter with 4-bit row gaps (the decode adds ~35%; fillers count as entries)
+SPARSE_NS_PER_NZ = 0.37          # one scatter with u8 / u16 row indices (load value and row, multiply, add)
+GAP4_NS_PER_NZ = 0.50            # one scatter with 4-bit row gaps (the decode adds ~35%; fillers count as entries)
 BLOCK_NS_PER_ENTRY = {4: 0.78, 8: 1.0, 16: 1.6}  # one block add of B values (SSE2 B wide, one index per block)
 SPARSE_NS_PER_COL = 0.6          # per input column (load x, test, column bounds)
 SPARSE_NS_PER_ROW = 0.3          # per output channel and position, sparse only: the accumulator's init
