@@ -588,7 +588,7 @@ def evaluate(lm: LoadedModel, tflite: bytes, mpk: bytes, x: np.ndarray, t: Targe
              progress: Progress | None = None, float_out: np.ndarray | None = None,
              timing: bool = True) -> dict[str, Any]:
     """Float model, int8 tflite-micro and the .mpk on the unix port over the same samples."""
-    from .tflm import TflmRunner
+    from .tflm import reference_runner
     from .unix_port import run_batch, run_model
 
     prog = progress or Progress(False)
@@ -596,7 +596,7 @@ def evaluate(lm: LoadedModel, tflite: bytes, mpk: bytes, x: np.ndarray, t: Targe
     adv = prog.task("evaluating", 3 * len(x))
     fo = lm.predict(x) if float_out is None else float_out
     adv(len(x))
-    ref = TflmRunner(tflite)
+    ref = reference_runner(tflite)      # tflite-micro, or TFLite's reference kernels for ops it lacks (GELU, ...)
     di, do = ref.input_details()[0], ref.output_details()[0]
     ins = [_to_model_input(di, s[None]) for s in x]
     tflm_raw = []
@@ -620,6 +620,7 @@ def evaluate(lm: LoadedModel, tflite: bytes, mpk: bytes, x: np.ndarray, t: Targe
         "bit_exact": exact == len(x),
         "bit_exact_samples": exact,
         "tflm_arena_head_bytes": ref.arena_head_bytes(),
+        "oracle": ref.oracle,
     }
     if timing:
         res["unix_port_us"] = run_model(mpk, ins[0:1], repeat=TIMING_REPEAT).median_us

@@ -182,6 +182,8 @@ def min_arena_bytes(tflite: bytes, *, upper: int | None = None) -> int:
 class TflmRunner:
     """One tflite-micro interpreter for one .tflite model (int8 in, int8 out)."""
 
+    oracle = "tflite-micro"
+
     def __init__(self, tflite: bytes, arena_size: int | None = None) -> None:
         self.tflite = bytes(tflite)
         self.n_inputs, self.n_outputs = _io_counts(self.tflite)
@@ -275,3 +277,50 @@ class TflmRunner:
     def arena_total_bytes(self) -> int | None:
         """head + tail as reported (None if the report lacks it)."""
         return self.arena_usage().total
+
+
+class TfliteRefRunner:
+    """TensorFlow Lite's reference kernels (tf.lite.Interpreter, BUILTIN_REF) behind TflmRunner's run / details
+    interface: the oracle for models with an op tflite-micro has no int8 kernel for (GELU, EXP, LOG, NEG, ...;
+    mpyml's tables for them come from the same kernels). Needs TensorFlow. No arena figures (None)."""
+
+    oracle = "TensorFlow Lite reference kernels"
+
+    def __init__(self, tflite: bytes) -> None:
+        import os
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf
+        self._it = tf.lite.Interpreter(model_content=bytes(tflite),
+                                       experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        self._it.allocate_tensors()
+        self._in = self._it.get_input_details()
+        self._out = self._it.get_output_details()
+
+    def input_details(self) -> list[TensorDetails]:
+        return [_details(d) for d in self._in]
+
+    def output_details(self) -> list[TensorDetails]:
+        return [_details(d) for d in self._out]
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        for d, x in zip(self._in, inputs, strict=True):
+            self._it.set_tensor(d["index"], np.ascontiguousarray(np.asarray(x).reshape(d["shape"])))
+        self._it.invoke()
+        return [np.array(self._it.get_tensor(d["index"]), copy=True) for d in self._out]
+
+    def arena_head_bytes(self) -> None:
+        return None
+
+
+def reference_runner(tflite: bytes) -> TflmRunner | TfliteRefRunner:
+    """tflite-micro for the model, or, where tflite-micro lacks one of its ops' kernels (and TensorFlow is
+    installed), TensorFlow Lite's reference kernels; `.oracle` names which."""
+    try:
+        return TflmRunner(tflite)
+    except RuntimeError as e:
+        if "Didn't find op" not in str(e) and "not supported" not in str(e) and "failed to prepare" not in str(e):
+            raise
+        try:
+            return TfliteRefRunner(tflite)
+        except ImportError:
+            raise e from None

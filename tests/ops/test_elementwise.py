@@ -191,7 +191,8 @@ def _raw(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a).tobytes()
 
 
-def _check_cases(cases: list[tuple[str, bytes, list[np.ndarray]]], tmp: Path, expect_ops: dict[str, str]) -> None:
+def _check_cases(cases: list[tuple[str, bytes, list[np.ndarray]]], tmp: Path, expect_ops: dict[str, str],
+                 oracle: Any = run_tflm) -> None:
     from test_viper_engine import check_dual, run_dual
     dual: list[tuple[bytes, bytes]] = []
     refs: list[list[bytes]] = []
@@ -199,7 +200,7 @@ def _check_cases(cases: list[tuple[str, bytes, list[np.ndarray]]], tmp: Path, ex
         mpk = pack(tfl)
         names = [o.name for o in MpkFile(mpk).ops]
         assert names == [expect_ops.get(what, what.split(":")[0])], (what, names)
-        ref = [_raw(o) for o in run_tflm(tfl, inputs)]
+        ref = [_raw(o) for o in oracle(tfl, inputs)]
         host, init = host_run(mpk, inputs)
         assert host == ref, f"{what}: host C engine differs from tflite-micro"
         refs.append(ref)
@@ -216,6 +217,56 @@ def test_unary_and_8bit_quantize(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     cases = [(op, *unary_case(op, rng)) for op in (*UNARY, "QUANTIZE") for _ in range(N_CASES)]
     _check_cases(cases, tmp_path, {op: "LUT" for op in (*UNARY, "QUANTIZE")})
+
+
+def _domain_case(op: str, rng: np.random.Generator) -> tuple[bytes, list[np.ndarray]]:
+    """unary_case, with GELU's `approximate` option, and SQRT / RSQRT inputs inside the op's domain (TFLite's
+    kernels fail the whole invoke on a negative input)."""
+    tfl, inputs = unary_case(op, rng)
+    if op == "GELU":
+        m = schema.ModelT.InitFromPackedBuf(tfl, 0)
+        o = schema.GeluOptionsT()
+        o.approximate = bool(rng.random() < 0.5)
+        m.subgraphs[0].operators[0].builtinOptionsType = schema.BuiltinOptions.GeluOptions
+        m.subgraphs[0].operators[0].builtinOptions = o
+        import flatbuffers
+        b = flatbuffers.Builder(1024)
+        b.Finish(m.Pack(b), file_identifier=b"TFL3")
+        tfl = bytes(b.Output())
+    if op in ("SQRT", "RSQRT"):
+        m = schema.ModelT.InitFromPackedBuf(tfl, 0)
+        zp = int(m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].quantization.zeroPoint[0])
+        x = inputs[0].astype(np.int64)
+        inputs = [np.clip(x, zp, 127).astype(np.int8)]
+    return tfl, inputs
+
+
+def _tflite_ref(tfl: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from mpyml.tflm import TfliteRefRunner
+    return TfliteRefRunner(tfl).run(inputs)
+
+
+def test_unary_lut_ops_beyond_activations(tmp_path: Path) -> None:
+    """ABS, RSQRT (tflite-micro's int8 kernels) and NEG, SQRT, EXP, LOG, GELU, RELU_N1_TO_1, RELU_0_TO_1
+    (tflite-micro has no int8 kernel: TFLite's reference kernels are the oracle and compute the table) become
+    LUTs, bit-exact on every engine; SQRT / RSQRT tables hold the domain's first entry below it."""
+    from mpyml.lower.elementwise import TFLITE_REF_OPS
+    rng = np.random.default_rng(5)
+    n = 30
+    cases = [(op, *_domain_case(op, rng)) for op in ("ABS", "RSQRT") for _ in range(n)]
+    _check_cases(cases, tmp_path, {op: "LUT" for op in ("ABS", "RSQRT")})
+    ref_cases = [(op, *_domain_case(op, rng)) for op in TFLITE_REF_OPS for _ in range(n)]
+    _check_cases(ref_cases, tmp_path, dict.fromkeys(TFLITE_REF_OPS, "LUT"), oracle=_tflite_ref)
+    # below the domain: the entry of the domain's first input (tflite-micro's RSQRT takes x = zp, real 0)
+    m = _Model()
+    x = m.tensor("x", (256,), "INT8", 0.02, -3)
+    y = m.tensor("y", (256,), "INT8", 0.05, -100)
+    m.op("RSQRT", [x], [y])
+    f = MpkFile(pack(m.finish([x], [y])))
+    table = f.const_array(f.tensors[f.ops[0].inputs[1]]).reshape(-1)
+    first = int(table[-3 & 0xFF])                       # entry b: the input whose byte is b; x = zp = -3
+    assert all(int(table[v & 0xFF]) == first for v in range(-128, -3)), table
+    assert len(set(table.tolist())) > 10, "the in-domain entries vary"
 
 
 def test_dequantize_and_float_quantize(tmp_path: Path) -> None:

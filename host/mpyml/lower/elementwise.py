@@ -1,9 +1,11 @@
 """Lowerings of the elementwise family (spec: host/mpyml/spec/ops_elementwise.py).
 
 Owns:
-  * unary 8-bit ops (activations, 8-bit QUANTIZE / requantize, DEQUANTIZE) and binary ops by a constant
-    scalar -> LUT / DEQUANTIZE whose 256-entry table is computed by tflite-micro itself, running the op
-    with its own quantization and options on all 256 input values (exact by construction, cached);
+  * unary 8-bit ops (activations, ABS, RSQRT, ..., 8-bit QUANTIZE / requantize, DEQUANTIZE) and binary ops by a
+    constant scalar -> LUT / DEQUANTIZE whose 256-entry table is computed by tflite-micro itself, running the op
+    with its own quantization and options on all 256 input values (exact by construction, cached); for the
+    unary ops tflite-micro has no int8 kernel for (NEG, SQRT, EXP, LOG, GELU, RELU_N1_TO_1, RELU_0_TO_1) by
+    TensorFlow Lite's reference kernels instead (needs TensorFlow at pack time);
   * float32 QUANTIZE -> QUANTIZE_F32: the breakpoints of x86 tflite-micro's AffineQuantize as a step
     function of the input's float bits, found exactly by bisection over float32 bit patterns;
   * MUL, MAXIMUM, MINIMUM with two tensor inputs (one may be constant) -> the binary kernels.
@@ -45,28 +47,76 @@ def _opts_key(opts: dict) -> tuple[Any, ...]:
 _TABLES: dict[tuple[Any, ...], bytes] = {}      # (op, version, options, quantizations, constant) -> table bytes
 
 
+# unary int8 ops tflite-micro has no int8 kernel for: their tables come from TensorFlow Lite's reference kernels
+# (tf.lite.Interpreter with BUILTIN_REF, the same oracle the tests use where tflite-micro cannot be one)
+TFLITE_REF_OPS = ("NEG", "SQRT", "EXP", "LOG", "GELU", "RELU_N1_TO_1", "RELU_0_TO_1")
+# ops defined on part of the real line: TFLite's kernels fail the whole invoke on an input outside it (SQRT:
+# x < 0, RSQRT: x <= 0); their tables hold, for those inputs, the entry of the domain's first input
+DOMAIN_OPS = ("SQRT", "RSQRT")
+
+
+def _run_oracle(opname: str, model: bytes, x: np.ndarray) -> np.ndarray:
+    """Run a one-op model on x: tflite-micro, or TFLite's reference kernels for TFLITE_REF_OPS."""
+    if opname not in TFLITE_REF_OPS:
+        from ..tflm import TflmRunner
+        return TflmRunner(model, arena_size=1 << 16).run([x])[0]
+    try:
+        import os
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf
+    except ImportError:
+        raise RuntimeError(f"tflite-micro has no int8 {opname}; its table is computed by TensorFlow Lite's "
+                           "reference kernels, which need TensorFlow: pip install 'mpyml[convert]'") from None
+    it = tf.lite.Interpreter(model_content=model,
+                             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    it.resize_tensor_input(it.get_input_details()[0]["index"], list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
+
+
 def _table_uncached(opname: str, version: int, opts: dict, xq: tuple[Any, ...], yq: tuple[Any, ...], const_pos: int,
                     cq: tuple[Any, ...] | None, const_bytes: bytes | None) -> bytes:
     from ..tflite_write import write_tflite
-    from ..tflm import TflmRunner
 
     def tensor(i: int, name: str, q: tuple[Any, ...], shape: tuple[int, ...], data: np.ndarray | None = None) -> Tensor:
         dtype, scales, zps = q
         return Tensor(i, name, shape, dtype, data, np.asarray(scales, np.float32), np.asarray(zps, np.int64), 0)
 
-    tensors = [tensor(0, "x", xq, (256,))]
-    inputs = [0]
-    if cq is not None:
-        assert const_bytes is not None
-        cdata = np.frombuffer(const_bytes, dtype=_NP[cq[0]]).reshape(1).copy()
-        tensors.append(tensor(1, "c", cq, (1,), cdata))
-        inputs = [1, 0] if const_pos == 0 else [0, 1]
-    tensors.append(tensor(len(tensors), "y", yq, (256,)))
-    op = Operator(0, opname, version, inputs, [len(tensors) - 1], dict(opts))
-    model = TFLiteModel(tensors, [op], [0], [len(tensors) - 1], "mpyml table")
-    runner = TflmRunner(write_tflite(model), arena_size=1 << 16)
-    out = runner.run([_byte_inputs(xq[0])])[0]
-    return np.ascontiguousarray(out.reshape(256)).tobytes()
+    def run(x: np.ndarray) -> np.ndarray:
+        tensors = [tensor(0, "x", xq, x.shape)]
+        inputs = [0]
+        if cq is not None:
+            assert const_bytes is not None
+            cdata = np.frombuffer(const_bytes, dtype=_NP[cq[0]]).reshape(1).copy()
+            tensors.append(tensor(1, "c", cq, (1,), cdata))
+            inputs = [1, 0] if const_pos == 0 else [0, 1]
+        tensors.append(tensor(len(tensors), "y", yq, x.shape))
+        op = Operator(0, opname, version, inputs, [len(tensors) - 1], dict(opts))
+        model = TFLiteModel(tensors, [op], [0], [len(tensors) - 1], "mpyml table")
+        return np.ascontiguousarray(_run_oracle(opname, write_tflite(model), x).reshape(x.shape))
+
+    xs = _byte_inputs(xq[0])
+    try:
+        return run(xs).tobytes()
+    except RuntimeError:
+        if opname not in DOMAIN_OPS:
+            raise
+    # the domain: inputs at or above the zero point (x >= 0), else above it (x > 0)
+    q = xs.astype(np.int64) - int(xq[2][0])
+    for keep in (q >= 0, q > 0):
+        if not keep.any():
+            continue
+        try:
+            part = run(np.ascontiguousarray(xs[keep]))
+        except RuntimeError:
+            continue
+        out = np.empty(256, dtype=part.dtype)
+        out[keep] = part
+        out[~keep] = part[int(np.argmin(q[keep]))]          # the domain's first input
+        return out.tobytes()
+    raise RuntimeError(f"{opname} fails on every input of this quantization")
 
 
 def tflm_table(op: Operator, x: Tensor, y: Tensor, const: Tensor | None = None, const_pos: int = 1,
@@ -104,7 +154,7 @@ def _emit_table(b: Any, op: Operator, where: str, xi: int, table: np.ndarray, ki
 
 # ---------------------------------------------------------------- unary ops through tflite-micro
 
-@lowering("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "RELU", "RELU6")
+@lowering("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "RELU", "RELU6", "ABS", "RSQRT", *TFLITE_REF_OPS)
 def _unary(b: Any, op: Operator, where: str) -> None:
     x, y = b.m.tensors[op.inputs[0]], b.m.tensors[op.outputs[0]]
     if x.dtype == "FLOAT32":

@@ -39,11 +39,14 @@ OPS: list[Op] = [
        (Operand("output", _8, "arena"),),
        (),
        ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "RELU", "RELU6", "QUANTIZE", "MUL", "SUB",
-        "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"),
+        "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "ABS", "RSQRT", "NEG", "SQRT", "EXP", "LOG", "GELU",
+        "RELU_N1_TO_1", "RELU_0_TO_1"),
        kernel="mpyml_ew_lut", in_place_ok=True, checks=(CHK_TABLE, CHK_SHAPE),
        doc="any function of one 8-bit value: output[i] = table[input[i] as a byte]. The packer computes the "
-           "table by running tflite-micro on the op itself for all 256 inputs (unary activations, 8-bit "
-           "QUANTIZE/requantize, MUL/ADD/SUB/MAXIMUM/MINIMUM/SQUARED_DIFFERENCE by a constant scalar)"),
+           "table by running tflite-micro on the op itself for all 256 inputs (unary activations, ABS, RSQRT, "
+           "8-bit QUANTIZE/requantize, MUL/ADD/SUB/MAXIMUM/MINIMUM/SQUARED_DIFFERENCE by a constant scalar); "
+           "for NEG, SQRT, EXP, LOG, GELU, RELU_N1_TO_1, RELU_0_TO_1, which tflite-micro has no int8 kernel "
+           "for, TensorFlow Lite's reference kernels"),
     Op("DEQUANTIZE", 10,
        (Operand("input", _8, "any"),
         Operand("table", ("float32",), "const", doc="[256]: float32 of input byte b (int8: b = x & 0xFF)")),
