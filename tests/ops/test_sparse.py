@@ -495,8 +495,9 @@ def _raw_inputs(tfl: bytes, x: np.ndarray) -> np.ndarray:
 
 def test_pruned_keras_corpus(tmp_path: Path) -> None:
     """Magnitude-pruned digits models (Dense MLPs, 1x1 and 3x3 convs with per-channel quantization; int8, uint8
-    and float I/O; weight by weight and in blocks of 8 output channels) converted by TensorFlow: sparse packing is bit-exact with tflite-micro on host, natmod and
-    viper over real test images, and smaller than the dense packing."""
+    and float I/O; weight by weight and in blocks of 8 output channels) converted by TensorFlow: sparse packing
+    is bit-exact with tflite-micro on host, natmod and viper over real test images, and smaller than the dense
+    packing."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
     try:
