@@ -35,7 +35,7 @@ ARCH = {"m0": "armv6m", "m3": "armv7em", "m4": "armv7emsp", "m7": "armv7emdp"}
 BOOT_PARAM = 0x203FFFF8      # last 8 bytes of RAM (port.ld _boot_param): "HEAP", size
 BOOT_MAGIC = 0x50414548
 MAX_HEAP = 2 * 1024 * 1024
-DEFAULT_HEAP = {"m0": 192 * 1024, "m3": 128 * 1024, "m4": 128 * 1024, "m7": 256 * 1024}   # as the Makefile
+DEFAULT_HEAP = {"m0": 192 * 1024, "m3": 128 * 1024, "m4": 192 * 1024, "m7": 256 * 1024}   # as the Makefile
 PORT_DIR = paths.REPO / "native_modules" / "mpport"
 BOOT_TIMEOUT = 20.0
 
