@@ -7,13 +7,15 @@
  * bounds test) and four output channels are accumulated together so every tap's address arithmetic
  * is shared; depth_multiplier 1 (channels contiguous in input, filter and output) and > 1 (one input
  * value feeds `depth_multiplier` consecutive output channels) have their own inner loops; with depth
- * multiplier 1, 8 channels per SSE2 madd (x86-64) or 4 per SMLABB/SMLATT word (Cortex-M4/M7).
+ * multiplier 1, 8 channels per SSE2 madd (x86-64); on every other target depth multiplier 1 goes row by
+ * row to mpyml_dw_dm1_row (depthwise_dm1_dsp.c on Cortex-M4/M7, depthwise_dm1_scalar.c otherwise).
  * The int32 accumulator cannot overflow (the loader bounds KH*KW <= 65536); bias is added with
  * wraparound, then MultiplyByQuantizedMultiplier, output offset and clamp, exactly as TFLite.
  */
 #include "ops.h"
 #include "fixedpoint.h"
 #include "simd.h"
+#include "depthwise_dm1.h"
 
 void mpyml_depthwise_conv2d_ref(const mpyml_conv_params_t *p,
     const mpyml_shape4_t *in_s, const int8_t *in,
@@ -142,61 +144,6 @@ static inline void dw_window_acc1(const dw_window_t *win, int32_t ic, int32_t oc
     out[oc] = dw_finish(p, a, bias, mult, shift, oc);
 }
 
-#if defined(MPYML_SIMD_DSP)
-/* depth_multiplier 1, output channels c..c+3: one word load per tap of input and filter; SXTAB16 /
- * SXTB16 split even and odd channels into halfword lanes, SMLABB / SMLATT accumulate each lane. */
-#define DW_DSP_TAP(xp, wp) do { \
-        const uint32_t xv_ = mpyml_dsp_ld32(xp), wv_ = mpyml_dsp_ld32(wp); \
-        const uint32_t xe_ = mpyml_dsp_sxtab16(off2, xv_), xo_ = mpyml_dsp_sxtab16_ror8(off2, xv_); \
-        const uint32_t we_ = mpyml_dsp_sxtb16(wv_), wo_ = mpyml_dsp_sxtb16_ror8(wv_); \
-        a0 = mpyml_dsp_smlabb(xe_, we_, a0); \
-        a2 = mpyml_dsp_smlatt(xe_, we_, a2); \
-        a1 = mpyml_dsp_smlabb(xo_, wo_, a1); \
-        a3 = mpyml_dsp_smlatt(xo_, wo_, a3); \
-    } while (0)
-
-static inline void dw_window_acc4_dsp(const dw_window_t *win, int32_t c, uint32_t off2, int8_t *out,
-    const mpyml_conv_params_t *p, const int32_t *bias, const int32_t *mult, const int32_t *shift)
-{
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, r, k;
-    if (win->x_col_step == win->w_col_step) {
-        /* dilation 1: input and filter taps are the same distance apart (C == O) */
-        const int32_t step = win->x_col_step;
-        for (r = 0; r < win->n_rows; r++) {
-            const int8_t *x = win->x + r * win->x_row_step + c;
-            const int8_t *w = win->w + r * win->w_row_step + c;
-            for (k = win->n_cols; k >= 3; k -= 3) {
-                DW_DSP_TAP(x, w);
-                DW_DSP_TAP(x + step, w + step);
-                DW_DSP_TAP(x + 2 * step, w + 2 * step);
-                x += 3 * step;
-                w += 3 * step;
-            }
-            for (; k > 0; k--) {
-                DW_DSP_TAP(x, w);
-                x += step;
-                w += step;
-            }
-        }
-    } else {
-        for (r = 0; r < win->n_rows; r++) {
-            const int8_t *x = win->x + r * win->x_row_step + c;
-            const int8_t *w = win->w + r * win->w_row_step + c;
-            for (k = 0; k < win->n_cols; k++) {
-                DW_DSP_TAP(x, w);
-                x += win->x_col_step;
-                w += win->w_col_step;
-            }
-        }
-    }
-    out[c] = dw_finish(p, a0, bias, mult, shift, c);
-    out[c + 1] = dw_finish(p, a1, bias, mult, shift, c + 1);
-    out[c + 2] = dw_finish(p, a2, bias, mult, shift, c + 2);
-    out[c + 3] = dw_finish(p, a3, bias, mult, shift, c + 3);
-}
-#undef DW_DSP_TAP
-#endif
-
 #if defined(MPYML_SIMD_SSE2)
 /* depth_multiplier 1, output channels c..c+7: taps taken in pairs so one _mm_madd_epi16 adds two
  * taps' products per channel (an odd last tap of a row is paired with zeros). */
@@ -258,6 +205,23 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
             const int32_t fy0 = dw_first_tap(iy0, dil_h, f_h);
             const int32_t fy1 = dw_end_tap(iy0, dil_h, in_h, f_h);
+#if !defined(MPYML_SIMD_SSE2)
+            if (dm == 1 && fy1 > fy0) {
+                mpyml_dw_row_t row;
+                row.x = in_b + (iy0 + dil_h * fy0) * in_w * in_c;
+                row.w = filter + fy0 * f_w * out_c;
+                row.n_rows = fy1 - fy0;
+                row.x_row_step = win.x_row_step;
+                row.in_w = in_w;
+                row.c = in_c;
+                row.f_w = f_w;
+                row.out_w = out_s->w;
+                row.out = out;
+                mpyml_dw_dm1_row(p, &row, bias, mult, shift);
+                out += out_s->w * out_c;
+                continue;
+            }
+#endif
             for (ox = 0; ox < out_s->w; ox++) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
                 const int32_t fx0 = dw_first_tap(ix0, dil_w, f_w);
@@ -278,10 +242,6 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
 #if defined(MPYML_SIMD_SSE2)
                     for (; oc + 8 <= out_c; oc += 8) {
                         dw_window_acc8_sse2(&win, oc, _mm_set1_epi16((short)off), out, p, bias, mult, shift);
-                    }
-#elif defined(MPYML_SIMD_DSP)
-                    for (; oc + 4 <= out_c; oc += 4) {
-                        dw_window_acc4_dsp(&win, oc, mpyml_dsp_off2(off), out, p, bias, mult, shift);
                     }
 #endif
                     for (; oc + 4 <= out_c; oc += 4) {

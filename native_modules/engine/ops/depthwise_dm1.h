@@ -1,0 +1,84 @@
+/*
+ * ops/depthwise_dm1.h - what depthwise_conv2d.c's dispatcher shares with the depth-multiplier-1 row kernels
+ * (depthwise_dm1_dsp.c on Armv7E-M DSP targets, depthwise_dm1_scalar.c on targets without SIMD: Cortex-M0/M3
+ * and MPYML_NO_SIMD builds): the description of one output row, the row kernel's signature and the
+ * requantization both use.
+ *
+ * A row kernel computes one output row (every pixel, every channel) of DEPTHWISE_CONV_2D with depth
+ * multiplier 1, any filter size, stride and dilation, from the row's vertically clipped window (the filter
+ * rows fy0 .. fy0 + n_rows - 1 that fall inside the input, n_rows >= 1). Columns are clipped per pixel;
+ * pixels whose whole filter row lies inside the input take the kernel's fast path.
+ */
+#ifndef MPYML_OPS_DEPTHWISE_DM1_H
+#define MPYML_OPS_DEPTHWISE_DM1_H
+
+#include "ops.h"
+#include "fixedpoint.h"
+
+typedef struct {
+    const int8_t *x;        /* input of this batch, first valid filter row's input row, column 0, channel 0 */
+    const int8_t *w;        /* filter row fy0, column 0, channel 0 */
+    int32_t n_rows;         /* valid filter rows, >= 1 */
+    int32_t x_row_step;     /* dil_h * in_w * c: elements between the input rows of two filter rows */
+    int32_t in_w, c, f_w, out_w;
+    int8_t *out;            /* output row, pixel 0, channel 0 */
+} mpyml_dw_row_t;
+
+void mpyml_dw_dm1_row(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, const int32_t *bias,
+    const int32_t *mult, const int32_t *shift);
+
+/* The pixels [*lo, *hi) of the row whose filter taps all lie inside the input columns (short loops, no
+ * division: ARMv6-M has none). */
+static inline void mpyml_dw_interior(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, int32_t *lo,
+    int32_t *hi)
+{
+    const int32_t span = p->dil_w * (r->f_w - 1);
+    int32_t a = 0, b = r->out_w;
+    while (a < b && a * p->stride_w - p->pad_w < 0) {
+        a++;
+    }
+    while (b > a && (b - 1) * p->stride_w - p->pad_w + span >= r->in_w) {
+        b--;
+    }
+    *lo = a;
+    *hi = b;
+}
+
+/* mpyml_requant_pos (acc already includes the bias; mult 0..2^31-1, shift -31..30), restated so that the
+ * rounding divide needs no mask: for e >= 1, RoundingDivideByPOT(v, e) = floor((v - [v < 0] + 2^(e-1)) / 2^e)
+ * = (t >> 1) + (t & 1) with t = (v - [v < 0]) >> (e - 1); v >= INT32_MIN + 1 (|mult| < 2^31), so v - 1 does
+ * not wrap. SaturatingRoundingDoublingHighMul cannot saturate (mult != INT32_MIN). On ARMv6-M it is built
+ * from four 16 x 16 products: with a = ah 2^16 + al, b = bh 2^16 + bl (al, bl unsigned 16 bit, b >= 0) and
+ * m1 = ah bl, m2 = al bh (each |.| < 2^31), (ab + 2^30) >> 31 = 2 ah bh + (m1 >> 15) + (m2 >> 15)
+ * + ((m1 & 0x7FFF) + (m2 & 0x7FFF) + (al bl >> 16) + 2^14) >> 15, summed modulo 2^32 (the result fits). */
+static inline int32_t mpyml_dw_srdhm_pos(int32_t a, int32_t b)
+{
+#if defined(MPYML_ARITH_V6M)
+    const int32_t ah = a >> 16, bh = b >> 16;
+    const uint32_t al = (uint32_t)a & 0xFFFFu, bl = (uint32_t)b & 0xFFFFu;
+    const int32_t m1 = ah * (int32_t)bl, m2 = (int32_t)al * bh;
+    uint32_t r = ((uint32_t)m1 & 0x7FFFu) + ((uint32_t)m2 & 0x7FFFu) + ((al * bl) >> 16) + 0x4000u;
+    r = (r >> 15) + 2u * (uint32_t)(ah * bh) + (uint32_t)(m1 >> 15) + (uint32_t)(m2 >> 15);
+    return (int32_t)r;
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+#endif
+}
+
+static inline int8_t mpyml_dw_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_off,
+    int32_t act_min, int32_t act_max)
+{
+    int32_t v;
+    if (shift > 0) {
+        acc = mpyml_wrap_shl(acc, (int)shift);
+    }
+    v = mpyml_dw_srdhm_pos(acc, mult);
+    if (shift < 0) {
+        const int32_t t = (v + (v >> 31)) >> (-shift - 1);
+        v = (t >> 1) + (t & 1);
+    }
+    v = (int32_t)((uint32_t)v + (uint32_t)out_off);
+    return (int8_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
+}
+
+#endif /* MPYML_OPS_DEPTHWISE_DM1_H */
