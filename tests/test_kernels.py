@@ -38,6 +38,7 @@ VARIANTS: dict[str, list[str]] = {
     "ubsan_v6m": [*UBSAN, "-DMPYML_ARITH_V6M"],    # the Cortex-M0 integer-only paths, on the host
     "portable": ["-O2", "-DMPYML_NO_SIMD"],          # the C loops Cortex-M0/M3 run (no SSE2 / DSP helpers)
     "dsp_emul": [*UBSAN, "-DMPYML_EMULATE_DSP"],     # the Cortex-M4/M7 DSP kernels over C models of SMLAD & co
+    "v6m_emul": [*UBSAN, "-DMPYML_NO_SIMD", "-DMPYML_ARITH_V6M", "-DMPYML_EMULATE_V6M"],  # M0/M3 conv / FC kernels
 }
 
 N_RANDOM = {
@@ -235,7 +236,10 @@ class Kernels:
         s1, s2, so = _shape4(a_t.shape), _shape4(b_t.shape), _shape4(y_t.shape)
         self.lib.mpyml_add_ref(ctypes.byref(p), ctypes.byref(s1), _ptr(a), ctypes.byref(s2), _ptr(b),
                                ctypes.byref(so), _ptr(y))
-        return {"mpyml_add_ref": y}
+        y_opt = np.full(y_t.shape, 0x55, dtype=np.int8)
+        self.lib.mpyml_add(ctypes.byref(p), ctypes.byref(s1), _ptr(a), ctypes.byref(s2), _ptr(b),
+                           ctypes.byref(so), _ptr(y_opt))
+        return {"mpyml_add_ref": y, "mpyml_add": y_opt}
 
     def _softmax(self, info: tb.OpInfo, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
         x_t, y_t = info.inputs[0], info.outputs[0]

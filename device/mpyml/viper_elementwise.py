@@ -24,12 +24,14 @@ _OP_MINIMUM = const(14)
 _OP_SUB = const(15)
 _OP_SQDIFF = const(16)
 _OP_PRELU = const(17)
+_OP_DIV = const(18)
 
 _CHK_TABLE = const(30)
 _CHK_SHAPE = const(31)
 _CHK_KEYS = const(32)
 _CHK_QUANT = const(34)
 _CHK_ACT = const(35)
+_CHK_DIV_RECIP = const(97)
 
 
 # ---------------------------------------------------------------- check (mirrors the C *_check)
@@ -107,6 +109,13 @@ def check(opcode, ts, n_in, n_out, prm, buf, data):
         return 0
     if opcode == _OP_PRELU:
         return _check_shapes(ts)
+    if opcode == _OP_DIV:
+        bad = _check_shapes((ts[0], ts[1], ts[3]))
+        if bad:
+            return bad
+        if prm[4] > prm[5]:
+            return _CHK_ACT
+        return _CHK_DIV_RECIP if _elems(ts[2]) != 512 else 0
     if opcode == _OP_MAXIMUM or opcode == _OP_MINIMUM:
         bad = _check_shapes(ts)
         if bad:
@@ -575,6 +584,152 @@ def _prelu(model, arena, ctx):
         b += 1
 
 
+@micropython.viper
+def _div(model, arena, ctx):
+    # DIV (ops/elementwise_div.c): TFLM DivElementwise with the packer's reciprocal table
+    c = ptr32(ctx)
+    S = 1
+    S <<= 31
+    M = S + S - 1
+    NEG = 0 - S
+    MAXV = S - 1
+    ma = int(ptr8(model))
+    aa = int(ptr8(arena))
+    ca = int(ptr8(ctx))
+    x1b = aa
+    if c[_C_X + 1] == 1:
+        x1b = ma
+    elif c[_C_X + 1] == 3:
+        x1b = ca
+    x1b += c[_C_X]
+    x2b = aa
+    if c[_C_X + 8 + 1] == 1:
+        x2b = ma
+    elif c[_C_X + 8 + 1] == 3:
+        x2b = ca
+    x2b += c[_C_X + 8]
+    tb = ma
+    if c[_C_X + 16 + 1] == 3:
+        tb = ca
+    tab = ptr32(tb + c[_C_X + 16])
+    y = ptr8(aa + c[_C_X + 24])
+    s1c = 0
+    acc = 1
+    if c[_C_X + 5] != 1:
+        s1c = acc
+    acc *= c[_C_X + 5]
+    s1w = 0
+    if c[_C_X + 4] != 1:
+        s1w = acc
+    acc *= c[_C_X + 4]
+    s1h = 0
+    if c[_C_X + 3] != 1:
+        s1h = acc
+    acc *= c[_C_X + 3]
+    s1n = 0
+    if c[_C_X + 2] != 1:
+        s1n = acc
+    s2c = 0
+    acc = 1
+    if c[_C_X + 13] != 1:
+        s2c = acc
+    acc *= c[_C_X + 13]
+    s2w = 0
+    if c[_C_X + 12] != 1:
+        s2w = acc
+    acc *= c[_C_X + 12]
+    s2h = 0
+    if c[_C_X + 11] != 1:
+        s2h = acc
+    acc *= c[_C_X + 11]
+    s2n = 0
+    if c[_C_X + 10] != 1:
+        s2n = acc
+    dn = c[_C_X + 26]
+    dh = c[_C_X + 27]
+    dw = c[_C_X + 28]
+    dc = c[_C_X + 29]
+    off1 = (c[_C_XP] ^ S) - S
+    out_off = (c[_C_XP + 1] ^ S) - S
+    mu = c[_C_XP + 2]
+    osh = (c[_C_XP + 3] ^ S) - S
+    act_min = (c[_C_XP + 4] ^ S) - S
+    act_max = (c[_C_XP + 5] ^ S) - S
+    o = 0
+    b = 0
+    while b < dn:
+        i = 0
+        while i < dh:
+            j = 0
+            while j < dw:
+                a1 = ptr8(x1b + b * s1n + i * s1h + j * s1w)
+                a2 = ptr8(x2b + b * s2n + i * s2h + j * s2w)
+                k = 0
+                while k < dc:
+                    q2 = a2[k * s2c]
+                    t = tab[256 + q2]
+                    n = ((a1[k * s1c] ^ 128) - 128) + off1
+                    if t & 1:
+                        n = 0 - n
+                    u = n
+                    if u < 0:
+                        u = 0 - u - 1
+                    h = 31
+                    while u:
+                        u >>= 1
+                        h -= 1
+                    a = ((n << h) + S & M) - S
+                    bb = (tab[q2] ^ S) - S
+                    st = 0
+                    while st < 2:
+                        if a == NEG and bb == NEG:
+                            r = MAXV
+                        else:
+                            ah = a >> 16
+                            al = a & 0xFFFF
+                            bh = bb >> 16
+                            bl = bb & 0xFFFF
+                            ll = al * bl
+                            m1 = ah * bl
+                            m2 = al * bh
+                            cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                            r = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
+                        a = r
+                        bb = mu
+                        st += 1
+                    e = h + (t >> 1) - 1 - osh
+                    if e < 0:
+                        e = 0
+                    if e > 63:
+                        e = 63
+                    v = a
+                    if e > 31:
+                        # gemmlowp RoundingDivideByPOT past 31 as x86 tflite-micro runs it (elementwise_div.c)
+                        v = v >> (e - 32)
+                        if a >= 0:
+                            v += 1
+                    elif e > 0:
+                        mask = (1 << e) - 1
+                        rem = v & mask
+                        thr = mask >> 1
+                        if v < 0:
+                            thr += 1
+                        v = v >> e
+                        if rem > thr:
+                            v += 1
+                    v = ((v + out_off + S) & M) - S
+                    if v < act_min:
+                        v = act_min
+                    if v > act_max:
+                        v = act_max
+                    y[o] = v
+                    o += 1
+                    k += 1
+                j += 1
+            i += 1
+        b += 1
+
+
 def run(opc, model, arena, ctx):
     if opc == _OP_LUT or opc == _OP_DEQUANTIZE:
         _lut(model, arena, ctx)
@@ -592,3 +747,5 @@ def run(opc, model, arena, ctx):
         _arith(model, arena, ctx, 1)
     elif opc == _OP_PRELU:
         _prelu(model, arena, ctx)
+    elif opc == _OP_DIV:
+        _div(model, arena, ctx)

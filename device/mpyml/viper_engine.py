@@ -870,6 +870,165 @@ def _run_family(opc, model, arena, ctx):
 # clamp) is inlined: see mpyml_requant() in ops/fixedpoint.h.
 
 @micropython.viper
+def _k_pw(x: ptr8, w: ptr8, i: int, ctx, arena):
+    # CONV_2D with a 1x1 filter whose windows all lie inside the input (no padding): _k_conv without the
+    # window clipping; the weight rows of four output channels are walked with one pointer each.
+    a0 = 0
+    a1 = 0
+    a2 = 0
+    a3 = 0
+    c = ptr32(ctx)
+    S = 1
+    S <<= 31
+    M = S + S - 1
+    mb = int(w)
+    stride_w = c[_C_P]
+    stride_h = c[_C_P + 1]
+    offm = ((c[_C_P + 6] ^ S) - S) - 128
+    out_off = (c[_C_P + 7] ^ S) - S
+    act_min = (c[_C_P + 8] ^ S) - S
+    act_max = (c[_C_P + 9] ^ S) - S
+    xb = int(x) + c[_C_IN + 1]
+    in_h = c[_C_IN + 3]
+    in_w = c[_C_IN + 4]
+    in_c = c[_C_IN + 5]
+    out_n = c[_C_OUT + 2]
+    out_h = c[_C_OUT + 3]
+    out_w = c[_C_OUT + 4]
+    out_c = c[_C_OUT + 5]
+    ob = int(ptr8(arena)) + c[_C_OUT + 1]
+    fb = mb + c[_C_T1 + 1]
+    has_bias = c[_C_BIAS]
+    bp = ptr32(mb + has_bias)
+    mp = ptr32(mb + c[_C_MULT])
+    sp = ptr32(mb + c[_C_SHIFT])
+    c2 = in_c + in_c
+    c3 = c2 + in_c
+    c4 = c3 + in_c
+    corr0 = offm * in_c
+    x_step = stride_w * in_c
+    b = 0
+    while b < out_n:
+        oy = 0
+        while oy < out_h:
+            xa = xb + ((b * in_h + oy * stride_h) * in_w) * in_c
+            ox = 0
+            while ox < out_w:
+                x = ptr8(xa)
+                sumx = 0
+                i = 0
+                while i < in_c:
+                    sumx = (x[i] ^ 128) + sumx
+                    i += 1
+                corr = (corr0 + sumx) << 7
+                wq = fb
+                oc = 0
+                while oc < out_c:
+                    nb = out_c - oc
+                    a0 = 0
+                    a1 = 0
+                    a2 = 0
+                    a3 = 0
+                    if nb >= 4:
+                        nb = 4
+                        w = ptr8(wq)
+                        x = ptr8(xa)
+                        i = in_c >> 2
+                        while i > 0:                # four inputs a pass, constant-offset loads
+                            q0 = (x[0] ^ 128) + offm
+                            q1 = (x[1] ^ 128) + offm
+                            q2 = (x[2] ^ 128) + offm
+                            q3 = (x[3] ^ 128) + offm
+                            a0 = (w[0] ^ 128) * q0 + (w[1] ^ 128) * q1 + (w[2] ^ 128) * q2 + (w[3] ^ 128) * q3 + a0
+                            wp = ptr8(int(w) + in_c)
+                            a1 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a1
+                            wp = ptr8(int(w) + c2)
+                            a2 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a2
+                            wp = ptr8(int(w) + c3)
+                            a3 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a3
+                            x = ptr8(int(x) + 4)
+                            w = ptr8(int(w) + 4)
+                            i -= 1
+                        i = in_c & 3
+                        while i > 0:
+                            q0 = (x[0] ^ 128) + offm
+                            a0 = (w[0] ^ 128) * q0 + a0
+                            a1 = (w[in_c] ^ 128) * q0 + a1
+                            a2 = (w[c2] ^ 128) * q0 + a2
+                            a3 = (w[c3] ^ 128) * q0 + a3
+                            x = ptr8(int(x) + 1)
+                            w = ptr8(int(w) + 1)
+                            i -= 1
+                    else:
+                        x = ptr8(xa)
+                        j = 0
+                        while j < nb:
+                            w = ptr8(wq + j * in_c)
+                            acc = 0
+                            i = 0
+                            while i < in_c:
+                                acc = (w[i] ^ 128) * ((x[i] ^ 128) + offm) + acc
+                                i += 1
+                            a3 = a2
+                            a2 = a1
+                            a1 = a0
+                            a0 = acc
+                            j += 1
+                        if nb == 2:
+                            acc = a0
+                            a0 = a1
+                            a1 = acc
+                        elif nb == 3:
+                            acc = a0
+                            a0 = a2
+                            a2 = acc
+                    ch = oc
+                    j = oc + nb
+                    while ch < j:
+                        acc = a0 - corr
+                        a0 = a1
+                        a1 = a2
+                        a2 = a3
+                        if has_bias:
+                            acc = ((bp[ch] + acc + S) & M) - S  # mod 2**32: no sign fix
+                        else:
+                            acc = ((acc + S) & M) - S
+                        sh = (sp[ch] ^ S) - S
+                        if sh > 0:
+                            acc = (((acc << sh) + S) & M) - S
+                        mu = mp[ch]
+                        ah = acc >> 16
+                        al = acc & 0xFFFF
+                        bh = mu >> 16
+                        bl = mu & 0xFFFF
+                        ll = al * bl
+                        m1 = ah * bl
+                        m2 = al * bh
+                        c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                        v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
+                        if sh < 0:
+                            # RoundingDivideByPOT(v, -sh): half away from zero, (v - (v < 0)) >> (-sh - 1), + 1, >> 1
+                            # (exact for every int32 v here: |v| < 2**31 - 1, no overflow)
+                            if v < 0:
+                                v -= 1
+                            v = ((v >> (-1 - sh)) + 1) >> 1
+                        v = ((v + out_off + S) & M) - S
+                        if v < act_min:
+                            v = act_min
+                        if v > act_max:
+                            v = act_max
+                        ptr8(ob)[ch] = v
+                        ch += 1
+                    wq += c4
+                    oc += 4
+                ob += out_c
+                xa += x_step
+                ox += 1
+            oy += 1
+        b += 1
+
+
+@micropython.viper
 def _k_conv(x: ptr8, w: ptr8, i: int, ctx, arena):
     # CONV_2D (ops/conv2d.c): the filter window is clipped once per output pixel, four output
     # channels share each input load. The weights are used as w ^ 128 (= w + 128, unsigned) and
@@ -913,6 +1072,10 @@ def _k_conv(x: ptr8, w: ptr8, i: int, ctx, arena):
     fst = f_h * f_w * in_c
     w2o = fst + fst
     w3o = w2o + fst
+    if f_h == 1 and f_w == 1 and pad_w == 0 and pad_h == 0 and (out_h - 1) * stride_h < in_h and \
+            (out_w - 1) * stride_w < in_w:
+        _k_pw(x, w, 0, ctx, arena)
+        return
     x_row = dil_h * in_w * in_c
     w_row = f_w * in_c
     x_run = dil_w * in_c
@@ -961,11 +1124,11 @@ def _k_conv(x: ptr8, w: ptr8, i: int, ctx, arena):
                         x = ptr8(xa + r * x_row + k * x_run)
                         i = 0
                         while i < run:
-                            sumx += x[i] ^ 128
+                            sumx = (x[i] ^ 128) + sumx
                             i += 1
                         k += 1
                     r += 1
-                corr = (sumx + offm * n_rows * n_runs * run) << 7
+                corr = (offm * n_rows * n_runs * run + sumx) << 7
                 oc = 0
                 while oc < out_c:
                     nb = out_c - oc
@@ -980,23 +1143,34 @@ def _k_conv(x: ptr8, w: ptr8, i: int, ctx, arena):
                             k = 0
                             while k < n_runs:
                                 x = ptr8(xa + r * x_row + k * x_run)
-                                w = ptr8(wa + oc * fst + r * w_row + k * in_c)
-                                i = 0
-                                if run & 1:
-                                    xv = (x[0] ^ 128) + offm
-                                    a0 += xv * (w[0] ^ 128)
-                                    a1 += xv * (w[fst] ^ 128)
-                                    a2 += xv * (w[w2o] ^ 128)
-                                    a3 += xv * (w[w3o] ^ 128)
-                                    i = 1
-                                while i < run:          # two inputs per pass
-                                    xv = (x[i] ^ 128) + offm
-                                    xu = (x[i + 1] ^ 128) + offm
-                                    a0 += xv * (w[i] ^ 128) + xu * (w[i + 1] ^ 128)
-                                    a1 += xv * (w[i + fst] ^ 128) + xu * (w[i + fst + 1] ^ 128)
-                                    a2 += xv * (w[i + w2o] ^ 128) + xu * (w[i + w2o + 1] ^ 128)
-                                    a3 += xv * (w[i + w3o] ^ 128) + xu * (w[i + w3o + 1] ^ 128)
-                                    i += 2
+                                wq = wa + oc * fst + r * w_row + k * in_c
+                                w = ptr8(wq)
+                                i = run >> 2
+                                while i > 0:                # four inputs a pass, constant-offset loads
+                                    q0 = (x[0] ^ 128) + offm
+                                    q1 = (x[1] ^ 128) + offm
+                                    q2 = (x[2] ^ 128) + offm
+                                    q3 = (x[3] ^ 128) + offm
+                                    a0 = (w[0] ^ 128) * q0 + (w[1] ^ 128) * q1 + (w[2] ^ 128) * q2 + (w[3] ^ 128) * q3 + a0
+                                    wp = ptr8(int(w) + fst)
+                                    a1 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a1
+                                    wp = ptr8(int(w) + w2o)
+                                    a2 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a2
+                                    wp = ptr8(int(w) + w3o)
+                                    a3 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a3
+                                    x = ptr8(int(x) + 4)
+                                    w = ptr8(int(w) + 4)
+                                    i -= 1
+                                i = run & 3
+                                while i > 0:
+                                    q0 = (x[0] ^ 128) + offm
+                                    a0 = (w[0] ^ 128) * q0 + a0
+                                    a1 = (w[fst] ^ 128) * q0 + a1
+                                    a2 = (w[w2o] ^ 128) * q0 + a2
+                                    a3 = (w[w3o] ^ 128) * q0 + a3
+                                    x = ptr8(int(x) + 1)
+                                    w = ptr8(int(w) + 1)
+                                    i -= 1
                                 k += 1
                             r += 1
                     else:
@@ -1011,38 +1185,38 @@ def _k_conv(x: ptr8, w: ptr8, i: int, ctx, arena):
                                     w = ptr8(wa + (oc + j) * fst + r * w_row + k * in_c)
                                     i = 0
                                     while i < run:
-                                        acc += ((x[i] ^ 128) + offm) * (w[i] ^ 128)
+                                        acc = (w[i] ^ 128) * ((x[i] ^ 128) + offm) + acc
                                         i += 1
                                     k += 1
                                 r += 1
-                            if j == 0:
-                                a0 = acc
-                            elif j == 1:
-                                a1 = acc
-                            else:
-                                a2 = acc
+                            a3 = a2
+                            a2 = a1
+                            a1 = a0
+                            a0 = acc
                             j += 1
-                    j = 0
-                    while j < nb:
-                        acc = a0
-                        if j == 1:
-                            acc = a1
-                        elif j == 2:
-                            acc = a2
-                        elif j == 3:
-                            acc = a3
-                        ch = oc + j
-                        acc -= corr
+                        # a0 holds the last channel: put the first one in a0
+                        if nb == 2:
+                            acc = a0
+                            a0 = a1
+                            a1 = acc
+                        elif nb == 3:
+                            acc = a0
+                            a0 = a2
+                            a2 = acc
+                    ch = oc
+                    j = oc + nb
+                    while ch < j:
+                        acc = a0 - corr
+                        a0 = a1
+                        a1 = a2
+                        a2 = a3
                         if has_bias:
-                            acc = ((acc + ((bp[ch] ^ S) - S) + S) & M) - S
+                            acc = ((bp[ch] + acc + S) & M) - S  # mod 2**32: no sign fix
                         else:
                             acc = ((acc + S) & M) - S
                         sh = (sp[ch] ^ S) - S
-                        rs = 0
                         if sh > 0:
-                            acc = ((acc << sh) + S & M) - S
-                        else:
-                            rs = 0 - sh
+                            acc = (((acc << sh) + S) & M) - S
                         mu = mp[ch]
                         ah = acc >> 16
                         al = acc & 0xFFFF
@@ -1053,22 +1227,19 @@ def _k_conv(x: ptr8, w: ptr8, i: int, ctx, arena):
                         m2 = al * bh
                         c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
                         v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
-                        if rs > 0:
-                            mask = (1 << rs) - 1
-                            rem = v & mask
-                            thr = mask >> 1
+                        if sh < 0:
+                            # RoundingDivideByPOT(v, -sh): half away from zero, (v - (v < 0)) >> (-sh - 1), + 1, >> 1
+                            # (exact for every int32 v here: |v| < 2**31 - 1, no overflow)
                             if v < 0:
-                                thr += 1
-                            v = v >> rs
-                            if rem > thr:
-                                v += 1
+                                v -= 1
+                            v = ((v >> (-1 - sh)) + 1) >> 1
                         v = ((v + out_off + S) & M) - S
                         if v < act_min:
                             v = act_min
                         if v > act_max:
                             v = act_max
                         ptr8(ob)[ch] = v
-                        j += 1
+                        ch += 1
                     oc += 4
                 ob += out_c
                 ox += 1
@@ -1123,8 +1294,6 @@ def _k_dwconv(x: ptr8, w: ptr8, i: int, ctx, arena):
     x_inc = 0
     if dm == 1:
         x_inc = 1
-    x2i = x_inc + x_inc
-    x3i = x2i + x_inc
     b = 0
     while b < out_n:
         inb = xb + b * in_h * in_w * in_c
@@ -1176,14 +1345,25 @@ def _k_dwconv(x: ptr8, w: ptr8, i: int, ctx, arena):
                             x = ptr8(xa + r * x_row + ic)
                             w = ptr8(wa + r * w_row + oc)
                             i = n_cols
-                            while i > 0:
-                                a0 += ((x[0] ^ 128) + offm) * ((w[0] ^ 128) - 128)
-                                a1 += ((x[x_inc] ^ 128) + offm) * ((w[1] ^ 128) - 128)
-                                a2 += ((x[x2i] ^ 128) + offm) * ((w[2] ^ 128) - 128)
-                                a3 += ((x[x3i] ^ 128) + offm) * ((w[3] ^ 128) - 128)
-                                x = ptr8(int(x) + x_col)
-                                w = ptr8(int(w) + out_c)
-                                i -= 1
+                            if x_inc:
+                                while i > 0:            # the loads come first in each sum (fewer spills)
+                                    a0 = ((w[0] ^ 128) - 128) * ((x[0] ^ 128) + offm) + a0
+                                    a1 = ((w[1] ^ 128) - 128) * ((x[1] ^ 128) + offm) + a1
+                                    a2 = ((w[2] ^ 128) - 128) * ((x[2] ^ 128) + offm) + a2
+                                    a3 = ((w[3] ^ 128) - 128) * ((x[3] ^ 128) + offm) + a3
+                                    x = ptr8(int(x) + x_col)
+                                    w = ptr8(int(w) + out_c)
+                                    i -= 1
+                            else:
+                                while i > 0:            # depth multiplier > 1: one input for the four
+                                    xv = (x[0] ^ 128) + offm
+                                    a0 = ((w[0] ^ 128) - 128) * xv + a0
+                                    a1 = ((w[1] ^ 128) - 128) * xv + a1
+                                    a2 = ((w[2] ^ 128) - 128) * xv + a2
+                                    a3 = ((w[3] ^ 128) - 128) * xv + a3
+                                    x = ptr8(int(x) + x_col)
+                                    w = ptr8(int(w) + out_c)
+                                    i -= 1
                             r += 1
                     else:
                         nb = 1
@@ -1193,29 +1373,23 @@ def _k_dwconv(x: ptr8, w: ptr8, i: int, ctx, arena):
                             w = ptr8(wa + r * w_row + oc)
                             i = n_cols
                             while i > 0:
-                                a0 += ((x[0] ^ 128) + offm) * ((w[0] ^ 128) - 128)
+                                a0 = ((w[0] ^ 128) - 128) * ((x[0] ^ 128) + offm) + a0
                                 x = ptr8(int(x) + x_col)
                                 w = ptr8(int(w) + out_c)
                                 i -= 1
                             r += 1
-                    j = 0
-                    while j < nb:
+                    ch = oc
+                    j = oc + nb
+                    while ch < j:
                         acc = a0
-                        if j == 1:
-                            acc = a1
-                        elif j == 2:
-                            acc = a2
-                        elif j == 3:
-                            acc = a3
-                        ch = oc + j
+                        a0 = a1
+                        a1 = a2
+                        a2 = a3
                         if has_bias:
-                            acc = ((acc + ((bp[ch] ^ S) - S) + S) & M) - S
+                            acc = ((bp[ch] + acc + S) & M) - S  # mod 2**32: no sign fix
                         sh = (sp[ch] ^ S) - S
-                        rs = 0
                         if sh > 0:
-                            acc = ((acc << sh) + S & M) - S
-                        else:
-                            rs = 0 - sh
+                            acc = (((acc << sh) + S) & M) - S
                         mu = mp[ch]
                         ah = acc >> 16
                         al = acc & 0xFFFF
@@ -1226,22 +1400,18 @@ def _k_dwconv(x: ptr8, w: ptr8, i: int, ctx, arena):
                         m2 = al * bh
                         c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
                         v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
-                        if rs > 0:
-                            mask = (1 << rs) - 1
-                            rem = v & mask
-                            thr = mask >> 1
+                        if sh < 0:
+                            # RoundingDivideByPOT(v, -sh), as in _k_conv
                             if v < 0:
-                                thr += 1
-                            v = v >> rs
-                            if rem > thr:
-                                v += 1
+                                v -= 1
+                            v = ((v >> (-1 - sh)) + 1) >> 1
                         v = ((v + out_off + S) & M) - S
                         if v < act_min:
                             v = act_min
                         if v > act_max:
                             v = act_max
                         ptr8(ob)[ch] = v
-                        j += 1
+                        ch += 1
                     oc += nb
                     m += nb
                     if m >= dm:
@@ -1292,7 +1462,7 @@ def _k_fc(x: ptr8, w: ptr8, i: int, ctx, arena):
         sumx = 0
         i = 0
         while i < kk:
-            sumx += x[i] ^ 128
+            sumx = (x[i] ^ 128) + sumx
             i += 1
         corr = (sumx + offm * kk) << 7
         oc = 0
@@ -1305,30 +1475,42 @@ def _k_fc(x: ptr8, w: ptr8, i: int, ctx, arena):
             if nb >= 4:
                 nb = 4
                 w = ptr8(fb + oc * kk)
-                i = 0
-                if kk & 1:
-                    xv = (x[0] ^ 128) + offm
-                    a0 += xv * (w[0] ^ 128)
-                    a1 += xv * (w[kk] ^ 128)
-                    a2 += xv * (w[k2] ^ 128)
-                    a3 += xv * (w[k3] ^ 128)
-                    i = 1
-                while i < kk:                   # two inputs per pass
-                    xv = (x[i] ^ 128) + offm
-                    xu = (x[i + 1] ^ 128) + offm
-                    a0 += xv * (w[i] ^ 128) + xu * (w[i + 1] ^ 128)
-                    a1 += xv * (w[i + kk] ^ 128) + xu * (w[i + kk + 1] ^ 128)
-                    a2 += xv * (w[i + k2] ^ 128) + xu * (w[i + k2 + 1] ^ 128)
-                    a3 += xv * (w[i + k3] ^ 128) + xu * (w[i + k3 + 1] ^ 128)
-                    i += 2
+                x = ptr8(xa)
+                i = kk >> 2
+                while i > 0:                # four inputs a pass, constant-offset loads
+                    q0 = (x[0] ^ 128) + offm
+                    q1 = (x[1] ^ 128) + offm
+                    q2 = (x[2] ^ 128) + offm
+                    q3 = (x[3] ^ 128) + offm
+                    a0 = (w[0] ^ 128) * q0 + (w[1] ^ 128) * q1 + (w[2] ^ 128) * q2 + (w[3] ^ 128) * q3 + a0
+                    wp = ptr8(int(w) + kk)
+                    a1 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a1
+                    wp = ptr8(int(w) + k2)
+                    a2 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a2
+                    wp = ptr8(int(w) + k3)
+                    a3 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a3
+                    x = ptr8(int(x) + 4)
+                    w = ptr8(int(w) + 4)
+                    i -= 1
+                i = kk & 3
+                while i > 0:
+                    q0 = (x[0] ^ 128) + offm
+                    a0 = (w[0] ^ 128) * q0 + a0
+                    a1 = (w[kk] ^ 128) * q0 + a1
+                    a2 = (w[k2] ^ 128) * q0 + a2
+                    a3 = (w[k3] ^ 128) * q0 + a3
+                    x = ptr8(int(x) + 1)
+                    w = ptr8(int(w) + 1)
+                    i -= 1
             else:
+                x = ptr8(xa)
                 j = 0
                 while j < nb:
                     w = ptr8(fb + (oc + j) * kk)
                     acc = 0
                     i = 0
                     while i < kk:
-                        acc += ((x[i] ^ 128) + offm) * (w[i] ^ 128)
+                        acc = (w[i] ^ 128) * ((x[i] ^ 128) + offm) + acc
                         i += 1
                     if j == 0:
                         a0 = acc
@@ -1352,15 +1534,12 @@ def _k_fc(x: ptr8, w: ptr8, i: int, ctx, arena):
                     q = ch
                 acc -= corr
                 if has_bias:
-                    acc = ((acc + ((bp[ch] ^ S) - S) + S) & M) - S
+                    acc = ((bp[ch] + acc + S) & M) - S  # mod 2**32: no sign fix
                 else:
                     acc = ((acc + S) & M) - S
                 sh = (sp[q] ^ S) - S
-                rs = 0
                 if sh > 0:
-                    acc = ((acc << sh) + S & M) - S
-                else:
-                    rs = 0 - sh
+                    acc = (((acc << sh) + S) & M) - S
                 mu = mp[q]
                 ah = acc >> 16
                 al = acc & 0xFFFF
@@ -1371,15 +1550,11 @@ def _k_fc(x: ptr8, w: ptr8, i: int, ctx, arena):
                 m2 = al * bh
                 c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
                 v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
-                if rs > 0:
-                    mask = (1 << rs) - 1
-                    rem = v & mask
-                    thr = mask >> 1
+                if sh < 0:
+                    # RoundingDivideByPOT(v, -sh), as in _k_conv
                     if v < 0:
-                        thr += 1
-                    v = v >> rs
-                    if rem > thr:
-                        v += 1
+                        v -= 1
+                    v = ((v >> (-1 - sh)) + 1) >> 1
                 v = ((v + out_off + S) & M) - S
                 if v < act_min:
                     v = act_min
@@ -1566,6 +1741,12 @@ def _k_add(x: ptr8, y: ptr8, i: int, ctx, arena):
         oh = 1
         ow = 1
         oc = total
+    bh1 = mu1 >> 16
+    bl1 = mu1 & 0xFFFF
+    bh2 = mu2 >> 16
+    bl2 = mu2 & 0xFFFF
+    bho = muo >> 16
+    blo = muo & 0xFFFF
     pos = 0
     bi = 0
     while bi < on:
@@ -1577,47 +1758,45 @@ def _k_add(x: ptr8, y: ptr8, i: int, ctx, arena):
                 y = ptr8(yb + bi * n2s + yi * h2s + xi * w2s)
                 i = 0
                 while i < oc:
-                    v1 = (((x[i * c1s] ^ 128) - 128) + off1) << lsh
-                    v2 = (((y[i * c2s] ^ 128) - 128) + off2) << lsh
-                    s1 = 0
-                    s2 = 0
-                    v = 0
-                    step = 0
-                    while step < 3:
-                        a = v1
-                        mu = mu1
-                        rs = rs1
-                        if step == 1:
-                            a = v2
-                            mu = mu2
-                            rs = rs2
-                        elif step == 2:
-                            a = ((s1 + s2 + S) & M) - S
-                            mu = muo
-                            rs = rso
-                        ah = a >> 16
-                        al = a & 0xFFFF
-                        bh = mu >> 16
-                        bl = mu & 0xFFFF
-                        ll = al * bl
-                        m1 = ah * bl
-                        m2 = al * bh
-                        cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
-                        v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
-                        if rs > 0:
-                            mask = (1 << rs) - 1
-                            rem = v & mask
-                            thr = mask >> 1
-                            if v < 0:
-                                thr += 1
-                            v = v >> rs
-                            if rem > thr:
-                                v += 1
-                        if step == 0:
-                            s1 = v
-                        elif step == 1:
-                            s2 = v
-                        step += 1
+                    # the three steps written out (multiplier halves hoisted out of the loop);
+                    # RoundingDivideByPOT as (v - (v < 0)) >> (rs - 1), + 1, >> 1 (exact: |v| < 2**31 - 1)
+                    a = (((x[i * c1s] ^ 128) - 128) + off1) << lsh
+                    ah = a >> 16
+                    al = a & 0xFFFF
+                    ll = al * bl1
+                    m1 = ah * bl1
+                    m2 = al * bh1
+                    cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                    v = ((ah * bh1 + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
+                    if rs1 > 0:
+                        if v < 0:
+                            v -= 1
+                        v = ((v >> (rs1 - 1)) + 1) >> 1
+                    s1 = v
+                    a = (((y[i * c2s] ^ 128) - 128) + off2) << lsh
+                    ah = a >> 16
+                    al = a & 0xFFFF
+                    ll = al * bl2
+                    m1 = ah * bl2
+                    m2 = al * bh2
+                    cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                    v = ((ah * bh2 + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
+                    if rs2 > 0:
+                        if v < 0:
+                            v -= 1
+                        v = ((v >> (rs2 - 1)) + 1) >> 1
+                    a = ((s1 + v + S) & M) - S
+                    ah = a >> 16
+                    al = a & 0xFFFF
+                    ll = al * blo
+                    m1 = ah * blo
+                    m2 = al * bho
+                    cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                    v = ((ah * bho + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
+                    if rso > 0:
+                        if v < 0:
+                            v -= 1
+                        v = ((v >> (rso - 1)) + 1) >> 1
                     v = ((v + out_off + S) & M) - S
                     if v < act_min:
                         v = act_min

@@ -306,6 +306,13 @@ def _conv(model, arena, ctx):
     off = (c[_C_XP + 6] ^ S) - S
     ri = iw * ic
     ro = ow * oc
+    offm = off - 128
+    fst = kh * kw * ic
+    w2o = fst + fst
+    w3o = w2o + fst
+    x_row = dh * ri
+    w_row = kw * ic
+    x_run = dw * ic
     win = ptr8(rb)
     taps = (kh - 1) * dh + 1
     bi = 0
@@ -351,67 +358,164 @@ def _conv(model, arena, ctx):
             wb = b
             wh = b - a
             iy0 = lo - a                    # window row of filter row 0
+            # filter rows inside the window: fy0 <= fy < fy1 (as the C kernel's per-tap test, hoisted)
+            fy0 = 0
+            while fy0 < kh and iy0 + dh * fy0 < 0:
+                fy0 += 1
+            fy1 = kh
+            while fy1 > 0 and iy0 + dh * (fy1 - 1) >= wh:
+                fy1 -= 1
+            yq = yb0 + bi * oh * ro + oy * ro
             ox = 0
             while ox < ow:
+                # as viper_engine._k_conv: window clipped once per output pixel, four output channels per
+                # input load, weights used as w ^ 128 with the 128 * sum(x + offset) correction
                 ix0 = ox * sw - pw
-                yp = (oy * ow + ox) * oc
+                fx0 = 0
+                while fx0 < kw and ix0 + dw * fx0 < 0:
+                    fx0 += 1
+                fx1 = kw
+                while fx1 > 0 and ix0 + dw * (fx1 - 1) >= iw:
+                    fx1 -= 1
+                n_rows = 0
+                n_runs = 0
+                run = 0
+                xa = rb
+                wf = fb
+                if fy1 > fy0 and fx1 > fx0:
+                    n_rows = fy1 - fy0
+                    if dw == 1:
+                        n_runs = 1
+                        run = (fx1 - fx0) * ic
+                    else:
+                        n_runs = fx1 - fx0
+                        run = ic
+                    xa = rb + (iy0 + dh * fy0) * ri + (ix0 + dw * fx0) * ic
+                    wf = fb + (fy0 * kw + fx0) * ic
+                sumx = 0
+                r = 0
+                while r < n_rows:
+                    k = 0
+                    while k < n_runs:
+                        xp = ptr8(xa + r * x_row + k * x_run)
+                        i = 0
+                        while i < run:
+                            sumx = (xp[i] ^ 128) + sumx
+                            i += 1
+                        k += 1
+                    r += 1
+                corr = (offm * n_rows * n_runs * run + sumx) << 7
                 o = 0
                 while o < oc:
-                    fo = fb + o * kh * kw * ic
-                    acc = 0
-                    fy = 0
-                    while fy < kh:
-                        iy = iy0 + dh * fy
-                        if iy >= 0 and iy < wh:
-                            row = rb + iy * ri
-                            fx = 0
-                            while fx < kw:
-                                ix = ix0 + dw * fx
-                                if ix >= 0 and ix < iw:
-                                    xp = ptr8(row + ix * ic)
-                                    wp = ptr8(fo + (fy * kw + fx) * ic)
-                                    k = 0
-                                    while k < ic:
-                                        acc += (((xp[k] ^ 128) - 128) + off) * ((wp[k] ^ 128) - 128)
-                                        k += 1
-                                fx += 1
-                        fy += 1
-                    if has_bias:
-                        acc = ((acc + ((bias[o] ^ S) - S) + S) & M) - S
-                    mu = mults[o]
-                    shf = (shifts[o] ^ S) - S
-                    left = 0
-                    right = 0
-                    if shf > 0:
-                        left = shf
-                    else:
-                        right = 0 - shf
-                    a = ((acc << left) + S & M) - S
-                    ah = a >> 16
-                    al = a & 0xFFFF
-                    bh = mu >> 16
-                    bl = mu & 0xFFFF
-                    ll = al * bl
-                    m1 = ah * bl
-                    m2 = al * bh
-                    cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
-                    r = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
-                    if right > 0:
-                        msk = (1 << right) - 1
-                        rem = r & msk
-                        thr = msk >> 1
-                        if r < 0:
-                            thr += 1
-                        r = r >> right
-                        if rem > thr:
+                    nq = oc - o
+                    a0 = 0
+                    a1 = 0
+                    a2 = 0
+                    a3 = 0
+                    if nq >= 4:
+                        nq = 4
+                        r = 0
+                        while r < n_rows:
+                            k = 0
+                            while k < n_runs:
+                                xp = ptr8(xa + r * x_row + k * x_run)
+                                wq = wf + o * fst + r * w_row + k * ic
+                                w0 = ptr8(wq)
+                                i = run >> 2
+                                while i > 0:                # four inputs a pass, constant-offset loads
+                                    q0 = (xp[0] ^ 128) + offm
+                                    q1 = (xp[1] ^ 128) + offm
+                                    q2 = (xp[2] ^ 128) + offm
+                                    q3 = (xp[3] ^ 128) + offm
+                                    a0 = (w0[0] ^ 128) * q0 + (w0[1] ^ 128) * q1 + (w0[2] ^ 128) * q2 + (w0[3] ^ 128) * q3 + a0
+                                    wp = ptr8(int(w0) + fst)
+                                    a1 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a1
+                                    wp = ptr8(int(w0) + w2o)
+                                    a2 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a2
+                                    wp = ptr8(int(w0) + w3o)
+                                    a3 = (wp[0] ^ 128) * q0 + (wp[1] ^ 128) * q1 + (wp[2] ^ 128) * q2 + (wp[3] ^ 128) * q3 + a3
+                                    xp = ptr8(int(xp) + 4)
+                                    w0 = ptr8(int(w0) + 4)
+                                    i -= 1
+                                i = run & 3
+                                while i > 0:
+                                    q0 = (xp[0] ^ 128) + offm
+                                    a0 = (w0[0] ^ 128) * q0 + a0
+                                    a1 = (w0[fst] ^ 128) * q0 + a1
+                                    a2 = (w0[w2o] ^ 128) * q0 + a2
+                                    a3 = (w0[w3o] ^ 128) * q0 + a3
+                                    xp = ptr8(int(xp) + 1)
+                                    w0 = ptr8(int(w0) + 1)
+                                    i -= 1
+                                k += 1
                             r += 1
-                    r = ((r + out_off + S) & M) - S
-                    if r < act_min:
-                        r = act_min
-                    if r > act_max:
-                        r = act_max
-                    yb[yp + o] = r
-                    o += 1
+                    else:
+                        j = 0
+                        while j < nq:
+                            acc = 0
+                            r = 0
+                            while r < n_rows:
+                                k = 0
+                                while k < n_runs:
+                                    xp = ptr8(xa + r * x_row + k * x_run)
+                                    w0 = ptr8(wf + (o + j) * fst + r * w_row + k * ic)
+                                    i = 0
+                                    while i < run:
+                                        acc = (w0[i] ^ 128) * ((xp[i] ^ 128) + offm) + acc
+                                        i += 1
+                                    k += 1
+                                r += 1
+                            a3 = a2
+                            a2 = a1
+                            a1 = a0
+                            a0 = acc
+                            j += 1
+                        if nq == 2:
+                            acc = a0
+                            a0 = a1
+                            a1 = acc
+                        elif nq == 3:
+                            acc = a0
+                            a0 = a2
+                            a2 = acc
+                    ch = o
+                    j = o + nq
+                    while ch < j:
+                        acc = a0 - corr
+                        a0 = a1
+                        a1 = a2
+                        a2 = a3
+                        if has_bias:
+                            acc = ((bias[ch] + acc + S) & M) - S  # mod 2**32: no sign fix
+                        else:
+                            acc = ((acc + S) & M) - S
+                        shf = (shifts[ch] ^ S) - S
+                        if shf > 0:
+                            acc = (((acc << shf) + S) & M) - S
+                        mu = mults[ch]
+                        ah = acc >> 16
+                        al = acc & 0xFFFF
+                        bh = mu >> 16
+                        bl = mu & 0xFFFF
+                        ll = al * bl
+                        m1 = ah * bl
+                        m2 = al * bh
+                        cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                        v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
+                        if shf < 0:
+                            # RoundingDivideByPOT(v, -shf): (v - (v < 0)) >> (-shf - 1), + 1, >> 1 (exact here)
+                            if v < 0:
+                                v -= 1
+                            v = ((v >> (-1 - shf)) + 1) >> 1
+                        v = ((v + out_off + S) & M) - S
+                        if v < act_min:
+                            v = act_min
+                        if v > act_max:
+                            v = act_max
+                        ptr8(yq)[ch] = v
+                        ch += 1
+                    o += 4
+                yq += oc
                 ox += 1
             oy += 1
         bi += 1

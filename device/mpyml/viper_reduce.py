@@ -1,5 +1,6 @@
-# mpyml viper kernels of the reduce family (ops 41..45: MEAN, SUM, REDUCE_MAX, ARG_MAX,
-# TRANSPOSE_CONV), bit-exact with native_modules/engine/ops/reduce.c and transpose_conv.c.
+# mpyml viper kernels of the reduce family (ops 41..46: MEAN, SUM, REDUCE_MAX, ARG_MAX,
+# TRANSPOSE_CONV, BATCH_MATMUL), bit-exact with native_modules/engine/ops/reduce.c, transpose_conv.c
+# and batch_matmul.c.
 #
 # check(opcode, ts, n_in, n_out, prm, buf, data) -> 0 or the same check code as the C *_check
 # (plain Python, runs once at load); run(opc, model, arena, ctx) runs one op from the operand words
@@ -21,6 +22,7 @@ _OP_SUM = const(42)
 _OP_REDUCE_MAX = const(43)
 _OP_ARG_MAX = const(44)
 _OP_TRANSPOSE_CONV = const(45)
+_OP_BATCH_MATMUL = const(46)
 
 _CHK_RED_SHAPE = const(50)
 _CHK_RED_COUNT = const(51)
@@ -30,6 +32,8 @@ _CHK_TC_SHAPE = const(54)
 _CHK_TC_BIAS = const(55)
 _CHK_TC_REQUANT = const(56)
 _CHK_TC_ACT = const(57)
+_CHK_BMM_SHAPE = const(95)
+_CHK_BMM_DEPTH = const(96)
 
 _RED_MAX_COUNT = const(1 << 23)
 
@@ -103,7 +107,29 @@ def check(opcode, ts, n_in, n_out, prm, buf, data):
         return 0 if kept == _elems(ts[1]) else _CHK_ARG_SHAPE
     if opcode == _OP_TRANSPOSE_CONV:
         return _check_tconv(ts, prm, buf, data)
+    if opcode == _OP_BATCH_MATMUL:
+        return _check_bmm(ts, prm)
     return 70
+
+
+def _check_bmm(ts, prm):
+    # mirrors mpyml_batch_matmul_check (batch_matmul.c)
+    lt, rt, yt = ts[0], ts[1], ts[2]
+    if lt[1] < 2 or rt[1] < 2 or yt[1] != max(lt[1], rt[1]):
+        return _CHK_BMM_SHAPE
+    dl, dr, dy = _dims4(lt), _dims4(rt), _dims4(yt)
+    for i in range(2):
+        if (dl[i] != dy[i] and dl[i] != 1) or (dr[i] != dy[i] and dr[i] != 1):
+            return _CHK_BMM_SHAPE
+        if dy[i] != max(dl[i], dr[i]):
+            return _CHK_BMM_SHAPE
+    m, k = (dl[3], dl[2]) if prm[0] else (dl[2], dl[3])
+    kr, n = (dr[3], dr[2]) if prm[1] else (dr[2], dr[3])
+    if k != kr or dy[2] != m or dy[3] != n:
+        return _CHK_BMM_SHAPE
+    if k > 32768:
+        return _CHK_BMM_DEPTH
+    return 0
 
 
 # ---------------------------------------------------------------- kernels
@@ -430,9 +456,128 @@ def _tconv(model, arena, ctx):
         bi += 1
 
 
+@micropython.viper
+def _bmm(model, arena, ctx):
+    # BATCH_MATMUL (batch_matmul.c): strided walk of both operands (adj_x / adj_y, broadcast batch dims),
+    # int32 sums, requantized as mpyml_requant with act -128..127
+    c = ptr32(ctx)
+    S = 1
+    S <<= 31
+    M = S + S - 1
+    mb = int(ptr8(model))
+    ab = int(ptr8(arena))
+    cb = int(ptr8(ctx))
+    lb = ab + c[_C_X]
+    if c[_C_X + 1] == 1:
+        lb = mb + c[_C_X]
+    elif c[_C_X + 1] == 3:
+        lb = cb + c[_C_X]
+    rb = ab + c[_C_X + 8]
+    if c[_C_X + 9] == 1:
+        rb = mb + c[_C_X + 8]
+    elif c[_C_X + 9] == 3:
+        rb = cb + c[_C_X + 8]
+    y = ptr8(ab + c[_C_X + 16])
+    adj_x = c[_C_XP]
+    adj_y = c[_C_XP + 1]
+    lo = (c[_C_XP + 2] ^ S) - S
+    ro = (c[_C_XP + 3] ^ S) - S
+    out_off = (c[_C_XP + 4] ^ S) - S
+    mu = c[_C_XP + 5]
+    shf = (c[_C_XP + 6] ^ S) - S
+    left = 0
+    right = 0
+    if shf > 0:
+        left = shf
+    else:
+        right = 0 - shf
+    m = c[_C_X + 16 + 4]
+    n = c[_C_X + 16 + 5]
+    k = c[_C_X + 5]
+    l_i = k
+    l_k = 1
+    if adj_x:
+        k = c[_C_X + 4]
+        l_i = 1
+        l_k = m
+    r_k = n
+    r_j = 1
+    if adj_y:
+        r_k = 1
+        r_j = k
+    l_b1 = m * k
+    if c[_C_X + 3] == 1:
+        l_b1 = 0
+    l_b0 = c[_C_X + 3] * m * k
+    if c[_C_X + 2] == 1:
+        l_b0 = 0
+    r_b1 = k * n
+    if c[_C_X + 8 + 3] == 1:
+        r_b1 = 0
+    r_b0 = c[_C_X + 8 + 3] * k * n
+    if c[_C_X + 8 + 2] == 1:
+        r_b0 = 0
+    nb0 = c[_C_X + 16 + 2]
+    nb1 = c[_C_X + 16 + 3]
+    pos = 0
+    b0 = 0
+    while b0 < nb0:
+        b1 = 0
+        while b1 < nb1:
+            lm = lb + b0 * l_b0 + b1 * l_b1
+            rm = rb + b0 * r_b0 + b1 * r_b1
+            i = 0
+            while i < m:
+                j = 0
+                while j < n:
+                    pa = ptr8(lm + i * l_i)
+                    pb = ptr8(rm + j * r_j)
+                    ia = 0
+                    ib = 0
+                    acc = 0
+                    kk = 0
+                    while kk < k:
+                        acc += (((pa[ia] ^ 128) - 128) + lo) * (((pb[ib] ^ 128) - 128) + ro)
+                        ia += l_k
+                        ib += r_k
+                        kk += 1
+                    a = ((acc << left) + S & M) - S
+                    ah = a >> 16
+                    al = a & 0xFFFF
+                    bh = mu >> 16
+                    bl = mu & 0xFFFF
+                    ll = al * bl
+                    m1 = ah * bl
+                    m2 = al * bh
+                    cc = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                    r = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (cc >> 16)) << 1) + (((cc & 0xFFFF) + 0x4000) >> 15)
+                    if right > 0:
+                        msk = (1 << right) - 1
+                        rem = r & msk
+                        thr = msk >> 1
+                        if r < 0:
+                            thr += 1
+                        r = r >> right
+                        if rem > thr:
+                            r += 1
+                    r = ((r + out_off + S) & M) - S
+                    if r < -128:
+                        r = -128
+                    if r > 127:
+                        r = 127
+                    y[pos] = r
+                    pos += 1
+                    j += 1
+                i += 1
+            b1 += 1
+        b0 += 1
+
+
 def run(opc, model, arena, ctx):
     if opc == _OP_TRANSPOSE_CONV:
         _tconv(model, arena, ctx)
+    elif opc == _OP_BATCH_MATMUL:
+        _bmm(model, arena, ctx)
     elif opc == _OP_ARG_MAX:
         _arg_max(model, arena, ctx)
     else:

@@ -10,7 +10,8 @@
 # first, an even entry count per column) or uint8 / int16 block indices (values = B x rows, B = 4, 8, 16). rows and colptr are trusted operands: the kernels read the ctx's copies (storage 3), validated at load, so
 # every scatter index is < O and every column range inside values whatever the model buffer holds later.
 # The accumulator scratch starts at the bias and takes the products, as in C: a ptr32 store keeps the low 32 bits
-# (int32 wrapping on every word size) and loads are read back sign-corrected ((v ^ S) - S).
+# (int32 wrapping on every word size), so the partial sums add to the loaded word as is; the final read is
+# sign-corrected ((v ^ S) - S).
 import struct
 
 import micropython
@@ -176,8 +177,6 @@ def _cols(acc: ptr32, val: ptr8, x: ptr8, rows: int, cp: int, n: int, off: int, 
     c = ptr32(cp)
     r8 = ptr8(rows)
     r16 = ptr16(rows)
-    S = 1
-    S <<= 31
     k = 0
     while k < n:
         xo = ((x[k] ^ 128) - 128) + off
@@ -189,9 +188,9 @@ def _cols(acc: ptr32, val: ptr8, x: ptr8, rows: int, cp: int, n: int, off: int, 
                 while j < j1:
                     b = r8[j >> 1]
                     r += b & 15
-                    acc[r] = ((acc[r] ^ S) - S) + ((val[j] ^ 128) - 128) * xo
+                    acc[r] = ((val[j] ^ 128) - 128) * xo + acc[r]
                     r += b >> 4
-                    acc[r] = ((acc[r] ^ S) - S) + ((val[j + 1] ^ 128) - 128) * xo
+                    acc[r] = ((val[j + 1] ^ 128) - 128) * xo + acc[r]
                     j += 2
             elif bs > 1:
                 while j < j1:
@@ -202,78 +201,66 @@ def _cols(acc: ptr32, val: ptr8, x: ptr8, rows: int, cp: int, n: int, off: int, 
                     v = j * bs
                     e = r + bs
                     while r < e:
-                        acc[r] = ((acc[r] ^ S) - S) + ((val[v] ^ 128) - 128) * xo
+                        acc[r] = ((val[v] ^ 128) - 128) * xo + acc[r]
                         r += 1
                         v += 1
                     j += 1
             elif wide:
                 while j < j1:
                     r = r16[j]
-                    acc[r] = ((acc[r] ^ S) - S) + ((val[j] ^ 128) - 128) * xo
+                    acc[r] = ((val[j] ^ 128) - 128) * xo + acc[r]
                     j += 1
             else:
                 while j < j1:
                     r = r8[j]
-                    acc[r] = ((acc[r] ^ S) - S) + ((val[j] ^ 128) - 128) * xo
+                    acc[r] = ((val[j] ^ 128) - 128) * xo + acc[r]
                     j += 1
         k += 1
 
 
 @micropython.viper
-def _requant(acc: int, mu: int, sh: int, out_off: int, act_min: int, act_max: int) -> int:
-    # MultiplyByQuantizedMultiplier + output offset + clamp (mpyml_requant_pos; as viper_engine._k_fc)
-    S = 1
-    S <<= 31
-    M = S + S - 1
-    rs = 0
-    if sh > 0:
-        acc = ((acc << sh) + S & M) - S
-    else:
-        rs = 0 - sh
-    ah = acc >> 16
-    al = acc & 0xFFFF
-    bh = mu >> 16
-    bl = mu & 0xFFFF
-    ll = al * bl
-    m1 = ah * bl
-    m2 = al * bh
-    c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
-    v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
-    if rs > 0:
-        mask = (1 << rs) - 1
-        rem = v & mask
-        thr = mask >> 1
-        if v < 0:
-            thr += 1
-        v = v >> rs
-        if rem > thr:
-            v += 1
-    v = ((v + out_off + S) & M) - S
-    if v < act_min:
-        v = act_min
-    if v > act_max:
-        v = act_max
-    return v
-
-
-@micropython.viper
 def _finish(acc: ptr32, out: ptr8, mult: int, shift: int, o: int, per_ch: int, prm: int, ctx):
-    # out[i] = requant(acc[i]) for i < o (acc holds bias + products); prm = index of the input_offset param
+    # out[i] = requant(acc[i]) for i < o (acc holds bias + products); prm = index of the input_offset param.
+    # MultiplyByQuantizedMultiplier + output offset + clamp (mpyml_requant_pos; as viper_engine._k_fc), inlined
     c = ptr32(ctx)
     S = 1
     S <<= 31
+    M = S + S - 1
     out_off = (c[prm + 1] ^ S) - S
     act_min = (c[prm + 2] ^ S) - S
     act_max = (c[prm + 3] ^ S) - S
     mp = ptr32(mult)
     sp = ptr32(shift)
     i = 0
+    q = 0
     while i < o:
-        q = 0
         if per_ch:
             q = i
         a = (acc[i] ^ S) - S
-        out[i] = int(_requant(a, mp[q], (sp[q] ^ S) - S, out_off, act_min, act_max))
+        sh = (sp[q] ^ S) - S
+        if sh > 0:
+            a = (((a << sh) + S) & M) - S
+        mu = mp[q]
+        ah = a >> 16
+        al = a & 0xFFFF
+        bh = mu >> 16
+        bl = mu & 0xFFFF
+        ll = al * bl
+        m1 = ah * bl
+        m2 = al * bh
+        c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+        v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
+        if sh < 0:
+            # RoundingDivideByPOT(v, -sh): (v - (v < 0)) >> (-sh - 1), + 1, >> 1 (exact: |v| < 2**31 - 1)
+            if v < 0:
+                v -= 1
+            v = ((v >> (-1 - sh)) + 1) >> 1
+        v = ((v + out_off + S) & M) - S
+        if v < act_min:
+            v = act_min
+        if v > act_max:
+            v = act_max
+        out[i] = v
         i += 1
 
 

@@ -48,7 +48,7 @@ from .unix_port import input_bytes as _input_bytes
 
 __all__ = [
     "CPUS", "DEFAULT_BOARD", "BaremetalError", "InstructionCount", "RunResult", "count_instructions",
-    "engine_size", "linked_sizes", "missing_tools", "run_job", "run_on_qemu", "status_name",
+    "engine_size", "estimate_cycles", "linked_sizes", "missing_tools", "run_job", "run_on_qemu", "status_name",
 ]
 
 BAREMETAL_DIR = paths.REPO / "native_modules" / "baremetal"
@@ -387,6 +387,146 @@ def _estimate_cycles_m4(profile: Sequence[ProfileEntry]) -> float:
     return sum(_insn_cycles_m4(e, by_pc.get(e.pc + e.size, 0)) for e in profile)
 
 
+# Cortex-M0+ (RP2040) and Cortex-M7 models, next to the M4 one; estimate_cycles picks the model for a CPU.
+
+_REG = re.compile(r"\b(r1[0-5]|r[0-9]|sb|sl|fp|ip|sp|lr|pc)\b")
+_M0_BRANCH_TAKEN = 2      # Cortex-M0+ 2-stage pipeline: taken branch 2 cycles, BL 3
+
+
+def _insn_cycles_m0(e: ProfileEntry, next_count: int) -> float:
+    """Cycles of all executions of one instruction on a Cortex-M0+ (see _estimate_cycles_m0)."""
+    mn, _, operands = e.disas.strip().lower().partition(" ")
+    base = mn.split(".")[0]
+    first = operands.split(",")[0].strip()
+    reglist = []
+    if "{" in operands:
+        reglist = [r.strip() for r in operands[operands.find("{") + 1:operands.find("}")].split(",") if r.strip()]
+    if base[:1] == "b" and base[1:] in _CONDS:
+        not_taken = min(e.count, next_count)
+        return not_taken + _M0_BRANCH_TAKEN * (e.count - not_taken)
+    if base == "bl":
+        c = 3
+    elif base in ("b", "bx", "blx"):
+        c = 2
+    elif base.startswith(("ldm", "stm", "pop", "push")):
+        c = 1 + len(reglist) + (2 if "pc" in reglist else 0)
+    elif base.startswith(("ldr", "str")):
+        c = 2
+    elif first == "pc":
+        c = 2
+    else:
+        c = 1   # ALU, MOV, MULS (single-cycle multiplier option, as on the RP2040), extends, CMP
+    return float(c * e.count)
+
+
+def _estimate_cycles_m0(profile: Sequence[ProfileEntry]) -> float:
+    """Cortex-M0+ cycles (the RP2040's core, zero wait-state SRAM/XIP-cache hits) from an execution profile, with
+    the Cortex-M0+ TRM's timings: LDR*/STR* 2; LDM/STM/PUSH 1 + registers, POP {.., pc} 3 + registers; taken
+    conditional branch 2, not taken 1; B/BX/BLX 2, BL 3; MULS 1 (the single-cycle multiplier the RP2040 has;
+    32 on the small-multiplier option); everything else 1. Conditional branches as in _estimate_cycles_m4.
+    No wait states and no bus contention: a pipeline model, +-15%."""
+    by_pc = {e.pc: e.count for e in profile}
+    return sum(_insn_cycles_m0(e, by_pc.get(e.pc + e.size, 0)) for e in profile)
+
+
+_M7_PENALTY = 5     # Cortex-M7 6-stage pipeline: cycles lost on a mispredicted / unpredicted branch (assumed)
+
+
+def _m7_class(e: ProfileEntry) -> tuple[str, float, set[str], set[str]]:
+    """(class, issue cycles per execution, registers written, registers read) of one instruction on a Cortex-M7.
+    class: alu, mul, load, store, multi (LDM/STM/PUSH/POP), div, branch, it (the last four never pair)."""
+    mn, _, operands = e.disas.strip().lower().partition(" ")
+    base = mn.split(".")[0]
+    regs = _REG.findall(operands)
+    reglist = []
+    if "{" in operands:
+        reglist = [r.strip() for r in operands[operands.find("{") + 1:operands.find("}")].split(",") if r.strip()]
+    if (base[:1] == "b" and base[1:] in _CONDS) or base in ("cbz", "cbnz", "b", "bl", "blx", "bx") \
+            or base.startswith(("tbb", "tbh")):
+        return "branch", 1.0, {"pc"}, set(regs)
+    if base.startswith(("it", "nop")):
+        return "it", 1.0, set(), set()
+    if base.startswith(("ldm", "stm", "pop", "push")):
+        # 64-bit data path: two registers per beat; writing pc is a return (not predicted here)
+        c = 1 + (len(reglist) + 1) // 2 + (_M7_PENALTY if "pc" in reglist else 0)
+        return "multi", float(c), set(reglist) if base.startswith(("ldm", "pop")) else set(), set(regs)
+    if base.startswith(("sdiv", "udiv")):
+        return "div", 7.0, set(regs[:1]), set(regs[1:])
+    wb = {regs[1]} if "!" in operands and len(regs) > 1 else set()
+    if base.startswith("ldr"):
+        dst = set(regs[:2]) if base.startswith("ldrd") else set(regs[:1])
+        return "load", 1.0 + (_M7_PENALTY if "pc" in dst else 0), dst | wb, set(regs) - dst
+    if base.startswith("str"):
+        return "store", 1.0, wb, set(regs)
+    if base.startswith(("cmp", "cmn", "tst", "teq")):
+        return "alu", 1.0, set(), set(regs)
+    nd = 2 if base.startswith(("smlal", "umlal", "smull", "umull")) else 1
+    dst = set(regs[:nd])
+    cls = "mul" if base.startswith(("mul", "mla", "mls", "sml", "smu", "umul", "umla", "umaal", "smmu", "smml")) \
+        else "alu"
+    return cls, 1.0 + (_M7_PENALTY if "pc" in dst else 0), dst, set(regs[nd:]) | (dst if nd == 2 else set())
+
+
+def _estimate_cycles_m7(profile: Sequence[ProfileEntry]) -> float:
+    """Cortex-M7 cycles from an execution profile: a simple dual-issue model, all code and data in TCM or
+    always-hit caches (no wait states). Not a measurement: treat it as +-30%.
+
+    Issue cycles per instruction: ALU, MUL/MLA/SMLAD/SMLAL, LDR*/STR* (LDRD/STRD too: 64-bit port) 1;
+    LDM/STM/PUSH/POP 1 + ceil(registers / 2); SDIV/UDIV 7. Branches: predicted (loop-back and unconditional
+    branches, calls) 1; a conditional branch mispredicts as often as its rarer direction (taken vs fall-through
+    counts: one miss per loop exit); returns, indirect branches and other writes of pc (BX, BLX reg, POP {pc},
+    LDR pc, TBB/TBH: 2 + miss) are not predicted; each miss costs 5 more (_M7_PENALTY).
+    Load-use: 1 more when the next instruction reads the loaded register.
+    Pairing rule: in a straight-line run (consecutive addresses, equal execution counts), two adjacent
+    single-cycle instructions issue together (the pair costs 1) unless both access memory, both multiply, the
+    second reads or writes a register the first writes, or either is a branch, IT, LDM/STM or divide.
+    """
+    by_pc = {e.pc: e for e in profile}
+    total = 0.0
+    paired: set[int] = set()        # pcs issued as the second of a pair
+    for e in sorted(profile, key=lambda x: x.pc):
+        cls, c, wr, _ = _m7_class(e)
+        nxt = by_pc.get(e.pc + e.size)
+        ncount = nxt.count if nxt is not None else 0
+        if cls == "branch":
+            mn = e.disas.strip().lower().split(" ")[0].split(".")[0]
+            if mn in ("bx", "blx"):             # returns and indirect calls: not predicted
+                total += (1 + _M7_PENALTY) * e.count
+            elif mn.startswith(("tbb", "tbh")):   # table branch: a load, then an unpredicted jump
+                total += (2 + _M7_PENALTY) * e.count
+            elif (mn[:1] == "b" and mn[1:] in _CONDS) or mn in ("cbz", "cbnz"):
+                not_taken = min(e.count, ncount)
+                total += e.count + _M7_PENALTY * min(not_taken, e.count - not_taken)
+            else:
+                total += e.count
+            continue
+        second = e.pc in paired     # issued with the instruction before it: its cycle was the pair's
+        if not second:
+            total += c * e.count
+        if nxt is None or nxt.count != e.count:
+            continue
+        ncls, nc, nwr, nrd = _m7_class(nxt)
+        depends = bool(wr & (nrd | nwr))
+        if cls == "load" and wr & nrd:
+            total += e.count        # load-use interlock
+        if not second and c == 1 and nc == 1 and not depends and cls in ("alu", "mul", "load", "store") \
+                and ncls in ("alu", "mul", "load", "store") \
+                and not (cls in ("load", "store") and ncls in ("load", "store")) \
+                and not (cls == "mul" and ncls == "mul"):
+            paired.add(nxt.pc)
+    return total
+
+
+CYCLE_MODELS = {"m0": _estimate_cycles_m0, "m4": _estimate_cycles_m4, "m7": _estimate_cycles_m7}
+
+
+def estimate_cycles(profile: Sequence[ProfileEntry], cpu: str) -> float | None:
+    """Estimated cycles of an execution profile on one CPU (m0: Cortex-M0+/RP2040, m4, m7), None for a CPU
+    without a cycle model (m3)."""
+    model = CYCLE_MODELS.get(cpu)
+    return model(profile) if model is not None else None
+
+
 @dataclass
 class InstructionCount:
     model: str
@@ -397,6 +537,11 @@ class InstructionCount:
     est_cycles: float | None                   # Cortex-M4 cycle estimate per invoke (cpu == "m4" only)
     functions: list[tuple[str, int]] = field(default_factory=list)   # (function, instructions per invoke)
     stack_used: int | None = None
+    cpu_cycles: float | None = None            # cycle estimate per invoke on `cpu` itself (estimate_cycles)
+
+    @property
+    def cpu_cycles_per_mac(self) -> float | None:
+        return self.cpu_cycles / self.macs if self.cpu_cycles is not None and self.macs else None
 
     @property
     def instr_per_mac(self) -> float:
@@ -443,11 +588,12 @@ def count_instructions(model: bytes, cpu: str = "m4", inputs: Sequence[Sequence[
     # the profile also holds the empty calibration window's few instructions (marker bodies): leave them out
     funcs = {k: v for k, v in funcs.items() if k not in ("bm_mark_begin", "bm_mark_end")}
     est = _estimate_cycles_m4(res.profile) / n_inv if cpu == "m4" and n_inv else None
+    cpu_est = estimate_cycles(res.profile, cpu)
     return InstructionCount(
         model=name, cpu=cpu, macs=info.header["macs"], instructions=round(sum(per_invoke) / n_inv),
         per_invoke=per_invoke, est_cycles=est,
         functions=sorted(((k, round(v / n_inv)) for k, v in funcs.items()), key=lambda kv: -kv[1]),
-        stack_used=res.stack_used)
+        stack_used=res.stack_used, cpu_cycles=cpu_est / n_inv if cpu_est is not None and n_inv else None)
 
 
 # ---------------------------------------------------------------------------------------------- sizes

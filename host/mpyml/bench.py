@@ -17,6 +17,13 @@ given on the command line:
 Ratios are mpyml / tflite-micro: below 1 means mpyml is smaller or faster. Each --engine gets its own
 group of time columns (default: the C engine), so engines can be compared side by side.
 This is a benchmark that reports; it asserts nothing about speed.
+
+--cortex-m: the Cortex-M speed report instead (mpyml.bench_cortex_m). For the MLPerf Tiny models and
+person_detect in ../shared (and/or the models given) on each --cpu (default m0,m4,m7): the exact QEMU
+instruction count per invoke (mpyml.baremetal.count_instructions), instr/MAC, estimated cycles/MAC and
+MAC/cycle from the CPU's cycle model (m0: Cortex-M0+/RP2040, m4, m7: dual-issue; see README "Cortex-M
+speed"), the tflite-micro + CMSIS-NN instr/MAC anchor, the ratio to it, the target and whether it is met.
+Needs arm-none-eabi-gcc, qemu-system-arm and make; without models to count it exits 2.
 """
 
 from __future__ import annotations
@@ -316,13 +323,22 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="mpyml engine to run (passed to mpyml.unix_port.run_model); repeat the option "
                         "for one column group per engine (default: the C engine)")
     p.add_argument("--no-mlperf", action="store_true",
-                   help="skip the MLPerf Tiny models in ../shared; only the models given")
+                   help="skip the MLPerf Tiny models in ../shared (and person_detect with --cortex-m); "
+                        "only the models given")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.add_argument("--cortex-m", action="store_true",
+                   help="the Cortex-M speed report instead: exact QEMU instruction counts, instr/MAC, estimated "
+                        "cycles/MAC and MAC/cycle per CPU, next to the tflite-micro + CMSIS-NN anchors and targets")
+    p.add_argument("--cpu", default="m0,m4,m7", metavar="LIST",
+                   help="--cortex-m: comma list of m0, m4, m7 (default m0,m4,m7)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run `mpyml bench`; returns the exit status (1 if any model failed to run)."""
+    if getattr(args, "cortex_m", False):
+        from . import bench_cortex_m
+        return bench_cortex_m.main(args)
     if args.repeat < 1:
         print("mpyml bench: --repeat must be >= 1", file=sys.stderr)
         return 2

@@ -562,7 +562,7 @@ int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8
             case MPYML_OP_ADD: {
                 mpyml_shape4_t s2;
                 shape4(&ctx->tensors[idx[1]], &s2);
-                mpyml_add_ref((const mpyml_add_params_t *)prm, &si, in, &s2,
+                mpyml_add((const mpyml_add_params_t *)prm, &si, in, &s2,
                     (const int8_t *)tensor_ptr(ctx, arena, idx[1]), &so, out);
                 break;
             }

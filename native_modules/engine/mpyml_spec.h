@@ -76,6 +76,7 @@ enum {
     MPYML_OP_SUB = 15,
     MPYML_OP_SQUARED_DIFFERENCE = 16,
     MPYML_OP_PRELU = 17,
+    MPYML_OP_DIV = 18,
     MPYML_OP_PAD = 25,
     MPYML_OP_CONCATENATION = 26,
     MPYML_OP_STRIDED_COPY = 27,
@@ -87,6 +88,7 @@ enum {
     MPYML_OP_REDUCE_MAX = 43,
     MPYML_OP_ARG_MAX = 44,
     MPYML_OP_TRANSPOSE_CONV = 45,
+    MPYML_OP_BATCH_MATMUL = 46,
     MPYML_OP_SVDF = 49,
     MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM = 50,
     MPYML_OP_SPARSE_FULLY_CONNECTED = 57,
@@ -157,6 +159,9 @@ enum {
     MPYML_CHK_IP_SCRATCH = 88,   /* in-place conv: the scratch must be an int8 arena tensor of at least the bytes the variant needs (depthwise IH*IW+KH*KW, conv rows*IW*C) sharing no bytes with the input or output */
     MPYML_CHK_IP_ROWS = 89,   /* in-place conv: the window of `rows` input rows is too short for the rows an output row reads or overwrites while a later one still reads them */
     MPYML_CHK_BOX_BOUNDS = 94,   /* WRITE_BOX: the input placed at the offsets does not fit inside the output (4-D views: offset_i + input dim i <= output dim i) */
+    MPYML_CHK_BMM_SHAPE = 95,   /* batch matmul: lhs and rhs need rank >= 2, batch dims that broadcast to the output's, equal depths (lhs cols / rhs rows after adj_x / adj_y), output [..., lhs rows, rhs cols] */
+    MPYML_CHK_BMM_DEPTH = 96,   /* batch matmul: accumulation depth must be <= 32768 (int32 sums) */
+    MPYML_CHK_DIV_RECIP = 97,   /* DIV reciprocal table must be a constant int32 [512] (repack the model with this mpyml version) */
     MPYML_CHK_OVERLAP_BASE = 20,
     MPYML_CHK_PARAM_BASE = 100,   /* + param index: outside its range */
     MPYML_CHK_OPERAND_BASE = 200,   /* + operand index: absent / type / storage */
@@ -283,6 +288,16 @@ typedef struct {
     int32_t output_mult_2;   /* 0..2147483647 x < 0: input scale * alpha scale / output scale */
     int32_t output_shift_2;   /* -31..30 */
 } mpyml_prelu_params_t;
+#define MPYML_DIV_NPARAMS 6
+/* DIV: TFLM int8 DIV (reference_ops DivElementwise) of two tensors with 4-D broadcasting: x1 (sign-flipped when x2 < 0) scaled by its headroom times the reciprocal of |x2|, then rescaled by output_mult and the total shift (past 31 as x86 tflite-micro: (x >> (e - 32)) + (x >= 0)); the packer tabulates GetReciprocal for the 256 input2 values (no division on the board) */
+typedef struct {
+    int32_t input1_offset;   /* -127..128 -input1 zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t output_mult;   /* 0..2147483647 input1 scale / (input2 scale * output scale), in double */
+    int32_t output_shift;   /* -31..30 >0 = left */
+    int32_t act_min;   /* -128..127 */
+    int32_t act_max;   /* -128..127 */
+} mpyml_div_params_t;
 #define MPYML_PAD_NPARAMS 9
 /* PAD: output dim i = before_i + input dim i + after_i (4-D views); new elements = value */
 typedef struct {
@@ -297,7 +312,7 @@ typedef struct {
     int32_t after3;   /* 0..65535 elements added after dim 3 of the 4-D view */
 } mpyml_pad_params_t;
 #define MPYML_CONCATENATION_NPARAMS 1
-/* CONCATENATION: inputs of the output's rank, or of one less (PACK: the axis inserted with size 1), copied in order */
+/* CONCATENATION: inputs of the output's rank, or of one less (PACK: the axis inserted with size 1), copied in order (TILE along one axis: the input repeated) */
 typedef struct {
     int32_t axis4;   /* 0..3 axis in the 4-D right-aligned view of the output (4 - rank + axis) */
 } mpyml_concatenation_params_t;
@@ -360,6 +375,17 @@ typedef struct {
     int32_t act_min;   /* -128..127 */
     int32_t act_max;   /* -128..127 */
 } mpyml_transpose_conv_params_t;
+#define MPYML_BATCH_MATMUL_NPARAMS 7
+/* BATCH_MATMUL: int8 matmul of two tensors (TFLM reference_integer_ops BatchMatMul): output[b, i, j] = clamp(MultiplyByQuantizedMultiplier(sum_k (lhs[b, i, k] + lhs_offset) * (rhs[b, k, j] + rhs_offset), mult, shift) + output_offset, -128, 127), batch dims (up to 2, right-aligned) broadcast */
+typedef struct {
+    int32_t adj_x;   /* 0..1 1: lhs holds its matrices transposed */
+    int32_t adj_y;   /* 0..1 1: rhs holds its matrices transposed */
+    int32_t lhs_offset;   /* -127..128 -lhs zero point */
+    int32_t rhs_offset;   /* -127..128 -rhs zero point */
+    int32_t output_offset;   /* -128..127 output zero point */
+    int32_t mult;   /* 0..2147483647 lhs_scale * rhs_scale / output_scale */
+    int32_t shift;   /* -31..30 >0 = left */
+} mpyml_batch_matmul_params_t;
 #define MPYML_SVDF_NPARAMS 8
 /* SVDF: TFLM svdf_common.cc EvalIntegerSvdfReference<int16_t>: feature matmul into the newest state column, time-weighted sum over the memory, rank reduction, bias, requantize to int8. The int8 path of TFLM applies no fused activation (only the int8 clamp), so neither does this op. */
 typedef struct {

@@ -444,6 +444,50 @@ def sine_mlp(K):
     return _compile(K, inp, K.layers.Dense(1)(x), "sine_mlp")
 
 
+def attention_tiny(K):
+    """keras.layers.Attention over projected queries / keys / values: two BATCH_MATMULs of activations (scores
+    Q.K^T with adj_y, weights.V) around a softmax. Batch fixed to 1: with a free batch the converter leaves
+    SHAPE / REDUCE_PROD in the graph, which tflite-micro (the oracle) has no kernel for."""
+    inp = K.Input((16, 8), batch_size=1)
+    q = K.layers.Dense(16)(inp)
+    v = K.layers.Dense(16)(inp)
+    k = K.layers.Dense(16)(inp)
+    x = K.layers.Attention()([q, v, k])
+    x = K.layers.GlobalAveragePooling1D()(x)
+    return _compile(K, inp, _classifier(K, x), "attention_tiny")
+
+
+def mha_encoder(K):
+    """A tiny transformer encoder block: MultiHeadAttention (2 heads, [1, H, T, d] BATCH_MATMULs), residual,
+    LayerNormalization, feed-forward (batch 1, as attention_tiny)."""
+    inp = K.Input((12, 16), batch_size=1)
+    a = K.layers.MultiHeadAttention(num_heads=2, key_dim=8)(inp, inp)
+    x = K.layers.LayerNormalization()(inp + a)
+    f = K.layers.Dense(32, activation="relu")(x)
+    x = K.layers.LayerNormalization()(x + K.layers.Dense(16)(f))
+    x = K.layers.GlobalAveragePooling1D()(x)
+    return _compile(K, inp, _classifier(K, x), "mha_encoder")
+
+
+def div_ratio(K):
+    """The ratio of two learned features (tensor / tensor DIV)."""
+    import tensorflow as tf
+    inp = K.Input((16,))
+    a = K.layers.Dense(8, activation="relu")(inp)
+    b = K.layers.Dense(8, activation="sigmoid")(inp)
+    d = K.layers.Lambda(lambda t: tf.math.divide(t[0], t[1] + 0.5))([a, b])
+    return _compile(K, inp, _classifier(K, d), "div_ratio")
+
+
+def repeat_vector(K):
+    """RepeatVector (a TILE along one axis) feeding a Conv1D decoder, as in sequence autoencoders."""
+    inp = K.Input((12,))
+    x = K.layers.Dense(6, activation="relu")(inp)
+    x = K.layers.RepeatVector(5)(x)
+    out = K.layers.Conv1D(4, 3, padding="same")(x)
+    return _compile(K, inp, out, "repeat_vector")
+
+
 # ------------------------------------------------------------------ the registry
 
 _ALL = [
@@ -491,6 +535,10 @@ _ALL = [
     Arch("cropping_slice", cropping_slice, (32, 32, 1)),
     Arch("separable_conv", separable_conv, (32, 32, 3)),
     Arch("sine_mlp", sine_mlp, (1,), data="normal"),
+    Arch("attention_tiny", attention_tiny, (16, 8), data="normal", batch_size=1, notes="BATCH_MATMUL"),
+    Arch("mha_encoder", mha_encoder, (12, 16), data="normal", batch_size=1, notes="BATCH_MATMUL, 4-D batch dims"),
+    Arch("div_ratio", div_ratio, (16,), data="normal", notes="tensor / tensor DIV"),
+    Arch("repeat_vector", repeat_vector, (12,), data="normal", notes="TILE along one axis"),
     Arch("lstm_tfk", lstm, (20, 6), data="imu", framework="tf_keras", batch_size=1),
     Arch("lstm_stacked_tfk", lstm, (20, 6), data="imu", framework="tf_keras", batch_size=1,
          kwargs={"return_sequences": True}, notes="two LSTMs, the first returning sequences"),

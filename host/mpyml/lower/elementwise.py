@@ -394,3 +394,95 @@ def _prelu(b: Any, op: Operator, where: str) -> None:
                                            / float(np.float32(y.scale)))
     b.emit("PRELU", idx[:2], idx[2:], [-t1.zero_point, -t2.zero_point, y.zero_point, m1, sh1, m2, sh2], op,
            info={"broadcast": tuple(t1.shape) != tuple(t2.shape)})
+
+
+# ------------------------------------------------------------------ DIV (tensor / tensor)
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
+
+
+def _wrap32(x: int) -> int:
+    return ((x + 2**31) & 0xFFFFFFFF) - 2**31
+
+
+def _srdhm(a: int, b: int) -> int:
+    if a == b == _I32_MIN:
+        return _I32_MAX
+    return (a * b + (1 << 30)) >> 31           # = gemmlowp's truncating (ab + nudge) / 2^31, see fixedpoint.h
+
+
+def _sat_shl(x: int, e: int) -> int:
+    thr = (1 << (31 - e)) - 1
+    return _I32_MAX if x > thr else _I32_MIN if x < -thr else _wrap32(x << e)
+
+
+def _one_over_one_plus_x(a: int) -> int:
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1 (Q0.31 raw in and out), as fixedpoint.h."""
+    s = a + _I32_MAX
+    half = _wrap32((s + (1 if s >= 0 else -1)) // 2 if s >= 0 else -((-s + 1) // 2))   # RoundingHalfSum
+    x = _wrap32(1515870810 + _srdhm(half, -1010580540))
+    for _ in range(3):
+        one_minus = _wrap32((1 << 29) - _srdhm(half, x))
+        x = _wrap32(x + _sat_shl(_srdhm(x, one_minus), 2))
+    return _sat_shl(x, 1)
+
+
+def get_reciprocal(x: int) -> tuple[int, int]:
+    """TFLite GetReciprocal(x, 31): (Q0.31 reciprocal, num_bits_over_unit) for 0 <= x < 2^31. x = 0 as x86
+    tflite-micro computes it (CountLeadingZeros(0) = 32, 0 << 32 = 0)."""
+    hp1 = 32 if x == 0 else 32 - x.bit_length()
+    shifted = _wrap32(((x << hp1) & 0xFFFFFFFF) - (1 << 31))
+    return _one_over_one_plus_x(shifted), 31 - hp1
+
+
+def _clrsb(x: int) -> int:
+    return (32 - (~x if x < 0 else x).bit_length()) - 1
+
+
+def div_table(input2_offset: int) -> np.ndarray:
+    """The DIV kernel's [512] int32 operand: per input2 byte b, GetReciprocal(|x2|) and 2 * (shift + 1) + (x2 < 0)."""
+    inv = np.zeros(256, np.int64)
+    code = np.zeros(256, np.int64)
+    for b in range(256):
+        x2 = (b - 256 if b > 127 else b) + input2_offset
+        r, rs = get_reciprocal(abs(x2))
+        inv[b], code[b] = r, 2 * (rs + 1) + (1 if x2 < 0 else 0)
+    return np.concatenate([inv, code]).astype(np.int32)
+
+
+def _div_exponent_range(off1: int, off2: int, out_shift: int) -> tuple[int, int]:
+    """min / max of TFLM's RoundingDivideByPOT exponent h + rs - output_shift over reachable inputs, x1 != 0 (the
+    kernel reproduces x86 tflite-micro for 32..63, where gemmlowp's shift is undefined behaviour)."""
+    lo, hi = 99, -99
+    rs_of: dict[tuple[int, bool], list[int]] = {}
+    for q2 in range(-128, 128):
+        x2 = q2 + off2
+        rs_of.setdefault((False, x2 < 0), []).append(get_reciprocal(abs(x2))[1])
+    for q1 in range(-128, 128):
+        for neg in (False, True):
+            rss = rs_of.get((False, neg))
+            if not rss:
+                continue
+            x1 = -(q1 + off1) if neg else q1 + off1
+            if x1 == 0:
+                continue
+            h = _clrsb(x1)
+            lo, hi = min(lo, h + min(rss) - out_shift), max(hi, h + max(rss) - out_shift)
+    return lo, hi
+
+
+@lowering("DIV")
+def _div(b: Any, op: Operator, where: str) -> None:
+    if _try_const_lut(b, op, where):
+        return
+    t1, t2, y, idx = _binary_common(b, op, where)
+    act_min, act_max = b._fused(op, where, y)
+    # CalculateOpDataDiv of the tflite-micro we test against: the ratio in double, QuantizeMultiplier
+    real = float(np.float32(t1.scale)) / (float(np.float32(t2.scale)) * float(np.float32(y.scale)))
+    mult, shift = quantize.quantize_multiplier(real)
+    lo, hi = _div_exponent_range(-t1.zero_point, -t2.zero_point, shift)
+    if lo < 0 or hi > 63:
+        raise _pack_error(f"{where}: DIV scales {t1.scale:g} / ({t2.scale:g} * {y.scale:g}) give tflite-micro shifts "
+                          f"outside 0..63 (undefined behaviour there): requantize the output")
+    i_t = b.const_i32(f"{b.m.tensors[op.inputs[1]].name}/div_recip", div_table(-t2.zero_point))
+    b.emit("DIV", [idx[0], idx[1], i_t], idx[2:], [-t1.zero_point, y.zero_point, mult, shift, act_min, act_max],
+           op, macs=int(np.prod(y.shape or (1,))), info={"broadcast": tuple(t1.shape) != tuple(t2.shape)})

@@ -10,7 +10,10 @@ bit for bit:
   * REDUCE_MAX: TFLM requires the same quantization on input and output;
   * ARG_MAX: the axis from its constant tensor, int32 or int64 output;
   * TRANSPOSE_CONV: per-channel multipliers as PopulateConvolutionQuantizationParams, padding as
-    ComputePaddingHeightWidth over the output size (TFLM's CalculateOpData).
+    ComputePaddingHeightWidth over the output size (TFLM's CalculateOpData);
+  * BATCH_MATMUL (int8, two tensors, either may be constant): the multiplier as batch_matmul.cc Prepare
+    (GetQuantizedConvolutionMultipler: double(lhs_scale) * double(rhs_scale) / double(output_scale)), no fused
+    activation (-128..127), adj_x / adj_y and broadcast batch dims handled by the kernel's strides.
 Axes are resolved as ResolveAxis (negative axes, duplicates) and mapped onto the input right-aligned
 to 4-D, which is what the kernels index.
 """
@@ -202,3 +205,36 @@ def _transpose_conv(b: Any, op: Operator, where: str) -> None:
            macs=n * ih * iw * ic * kh * kw * oc,
            info={"kernel": (kh, kw), "stride": (sh, sw), "padding": padding, "activation": act,
                  "per_channel": len(f.scales) > 1})
+
+
+@lowering("BATCH_MATMUL")
+def _batch_matmul(b: Any, op: Operator, where: str) -> None:
+    if len(op.inputs) != 2 or len(op.outputs) != 1:
+        raise _pack_error(f"{where}: expected inputs (lhs, rhs) and one output")
+    lhs, rhs, y = (b.m.tensors[i] for i in (*op.inputs, op.outputs[0]))
+    for t in (lhs, rhs, y):
+        if t.dtype != "INT8" or len(t.scales) > 1:
+            raise _pack_error(f"{where}: tensor {t.index} '{t.name}' must be int8 with per-tensor quantization "
+                              f"(is {t.dtype}, {len(t.scales)} scales): mpyml runs int8 BATCH_MATMUL only")
+    ls, rs, ys = (tuple(int(d) for d in t.shape) for t in (lhs, rhs, y))
+    if len(ls) < 2 or len(rs) < 2 or max(len(ls), len(rs)) > 4:
+        raise _pack_error(f"{where}: operands of rank 2..4 only (lhs {ls}, rhs {rs})")
+    adj_x, adj_y = int(bool(op.options.get("adjX", False))), int(bool(op.options.get("adjY", False)))
+    m, k = (ls[-1], ls[-2]) if adj_x else (ls[-2], ls[-1])
+    kr, n = (rs[-1], rs[-2]) if adj_y else (rs[-2], rs[-1])
+    r = max(len(ls), len(rs))
+    lb, rb = (1,) * (r - len(ls)) + ls[:-2], (1,) * (r - len(rs)) + rs[:-2]
+    if (k != kr or any(p != q and 1 not in (p, q) for p, q in zip(lb, rb, strict=True))
+            or ys != tuple(max(p, q) for p, q in zip(lb, rb, strict=True)) + (m, n)):
+        raise _pack_error(f"{where}: shapes lhs {ls}, rhs {rs} (adj_x {adj_x}, adj_y {adj_y}) do not give "
+                          f"output {ys}")
+    if k > 32768:
+        raise _pack_error(f"{where}: accumulation depth {k} > 32768")
+    real = float(np.float64(np.float32(lhs.scale)) * np.float64(np.float32(rhs.scale))
+                 / np.float64(np.float32(y.scale)))
+    mult, shift = quantize.quantize_multiplier(real)
+    idx = [b.tensor(op.inputs[0], where), b.tensor(op.inputs[1], where), b.tensor(op.outputs[0], where)]
+    b.emit("BATCH_MATMUL", idx[:2], idx[2:],
+           [adj_x, adj_y, -lhs.zero_point, -rhs.zero_point, y.zero_point, mult, shift], op,
+           macs=int(np.prod(ys)) * k, info={"adj_x": bool(adj_x), "adj_y": bool(adj_y), "depth": k,
+                                           "broadcast": lb != rb})

@@ -3,6 +3,8 @@
 Owns:
   * PAD / PADV2 -> PAD (4-D before/after counts, the pad element: PADV2's constant, else the output
     zero point for int8 / uint8 (TFLM), else 0);
+  * TILE (RepeatVector, UpSampling1D forms the graph pass leaves) -> per tiled axis a CONCATENATION of the tensor
+    with itself `multiple` times (<= 31), which is exactly the repeat;
   * CONCATENATION (identical quantization of inputs and output, as TFLM int8 requires) and PACK (the
     engine's CONCATENATION accepts inputs of one rank less: the new axis) -> CONCATENATION;
   * STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, UNPACK, TRANSPOSE -> STRIDED_COPY: TFLM's index arithmetic
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import spec
 from ..tflite_model import ACTIVATION, Operator, Tensor
 from . import lowering
 
@@ -122,8 +125,22 @@ def _pad(b: Any, op: Operator, where: str) -> None:
 def _concat_emit(b: Any, op: Operator, where: str, axis_out: int, out_rank: int) -> None:
     ins = [b.tensor(i, where, _MOVE64) for i in op.inputs]
     iy = b.tensor(op.outputs[0], where, _MOVE64)
+    if len(ins) > 31 * 31:
+        raise _err(f"{where}: {len(ins)} inputs; mpyml takes at most {31 * 31}")
     if len(ins) > 31:
-        raise _err(f"{where}: {len(ins)} inputs; mpyml takes at most 31")
+        # more inputs than one record holds (tf-keras UpSampling1D: SPLIT -> CONCATENATION of 2 * T slices): groups
+        # of <= 31 consecutive inputs into arena tensors of the output's type and quantization, then those
+        y = b.tensors[iy]
+        groups = []
+        for g in range(0, len(ins), 31):
+            part = ins[g:g + 31]
+            n = sum(b.tensors[i].shape[axis_out] if len(b.tensors[i].shape) == out_rank else 1 for i in part)
+            shape = tuple(n if k == axis_out else d for k, d in enumerate(y.shape))
+            ig = b.scratch(f"{y.name}/concat{g // 31}", shape, spec.TYPE_NAME[y.type])
+            b.tensors[ig].zero_point, b.tensors[ig].scale = y.zero_point, y.scale
+            b.emit("CONCATENATION", part, [ig], [4 - out_rank + axis_out], op, info={"axis": axis_out})
+            groups.append(ig)
+        ins = groups
     b.emit("CONCATENATION", ins, [iy], [4 - out_rank + axis_out], op, info={"axis": axis_out})
 
 
@@ -415,3 +432,29 @@ def _resize_bilinear(b: Any, op: Operator, where: str) -> None:
     ir = b.const(f"{name}/rows", np.array(rows, np.int32), "int32")
     ic = b.const(f"{name}/cols", np.array(cols, np.int32), "int32")
     b.emit("RESIZE_BILINEAR", [ix, ir, ic], [iy], [], op, info={"align_corners": ac, "half_pixel_centers": hp})
+
+
+@lowering("TILE")
+def _tile(b: Any, op: Operator, where: str) -> None:
+    x, y = b.m.tensors[op.inputs[0]], b.m.tensors[op.outputs[0]]
+    xs, ys = _rank4(x, where), _rank4(y, where)
+    mult = [int(m) for m in _const_ints(b, op.inputs[1], where, "multiples")]
+    if len(mult) != len(xs) or len(ys) != len(xs) or any(d * m != o for d, m, o in zip(xs, mult, ys, strict=True)):
+        raise _err(f"{where}: multiples {mult} of input {xs} do not give output {ys}")
+    if x.dtype != y.dtype or (y.dtype in _QUANTIZED and (x.scale != y.scale or x.zero_point != y.zero_point)):
+        raise _err(f"{where}: TILE input and output differ in type or quantization")
+    axes = [i for i, m in enumerate(mult) if m != 1] or [len(xs) - 1]
+    if any(mult[a] > 31 for a in axes):
+        raise _err(f"{where}: TILE by {mult}; mpyml repeats at most 31 times along an axis")
+    cur = b.tensor(op.inputs[0], where, _MOVE64)
+    iy = b.tensor(op.outputs[0], where, _MOVE64)
+    shape = list(xs)
+    for k, a in enumerate(axes):            # one axis at a time, through arena tensors of the output's quantization
+        shape[a] *= mult[a]
+        if k == len(axes) - 1:
+            nxt = iy
+        else:
+            nxt = b.scratch(f"{y.name}/tile{k}", tuple(shape), spec.TYPE_NAME[b.tensors[iy].type])
+            b.tensors[nxt].zero_point, b.tensors[nxt].scale = b.tensors[iy].zero_point, b.tensors[iy].scale
+        b.emit("CONCATENATION", [cur] * mult[a], [nxt], [4 - len(ys) + a], op, info={"axis": a, "tile": mult[a]})
+        cur = nxt

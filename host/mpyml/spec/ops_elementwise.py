@@ -1,4 +1,4 @@
-"""Elementwise ops: op codes 9-24, check codes 30-39. Each op's C kernel and its *_check live in
+"""Elementwise ops: op codes 9-24, check codes 30-39 (and 97: DIV). Each op's C kernel and its *_check live in
 native_modules/engine/ops/elementwise*.c, its viper kernel in device/mpyml/viper_elementwise.py, its lowering
 in host/mpyml/lower/elementwise.py."""
 
@@ -17,6 +17,8 @@ CHK_KEYS = Check("EW_KEYS", 32, "QUANTIZE breakpoints must be 1..512 strictly in
                                 "value than keys, values of the output's type")
 CHK_QUANT = Check("EW_QUANT", 34, "MAXIMUM / MINIMUM need the same zero point on both inputs and the output")
 CHK_ACT = Check("EW_ACT", 35, "activation range invalid (-128 <= act_min <= act_max <= 127)")
+CHK_DIV = Check("DIV_RECIP", 97, "DIV reciprocal table must be a constant int32 [512] (repack the model with this "
+                                 "mpyml version)")
 
 
 
@@ -99,4 +101,20 @@ OPS: list[Op] = [
         Param("output_shift_2", -31, 30)),
        ("PRELU",), kernel="mpyml_ew_prelu", in_place_ok=True, checks=(CHK_SHAPE,),
        doc="TFLM int8 PRELU, alpha broadcast (4-D) against the input; output clamped to int8"),
+    Op("DIV", 18,
+       (Operand("input1", ("int8",), "any"), Operand("input2", ("int8",), "any"),
+        Operand("recip", ("int32",), "const",
+                doc="[512]: for input2 byte b, [b] = GetReciprocal(|x2|) (Q0.31) and [256 + b] = "
+                    "2 * (recip_shift + 1) + (x2 < 0), x2 = b + input2_offset")),
+       _BIN_OUT,
+       (Param("input1_offset", -127, 128, "-input1 zero point"),
+        Param("output_offset", -128, 127, "output zero point"),
+        Param("output_mult", 0, U31, "input1 scale / (input2 scale * output scale), in double"),
+        Param("output_shift", -31, 30, ">0 = left"),
+        Param("act_min", -128, 127), Param("act_max", -128, 127)),
+       ("DIV",), kernel="mpyml_ew_div", in_place_ok=True, checks=(CHK_SHAPE, CHK_ACT, CHK_DIV),
+       doc="TFLM int8 DIV (reference_ops DivElementwise) of two tensors with 4-D broadcasting: x1 (sign-flipped "
+           "when x2 < 0) scaled by its headroom times the reciprocal of |x2|, then rescaled by output_mult and the "
+           "total shift (past 31 as x86 tflite-micro: (x >> (e - 32)) + (x >= 0)); the packer tabulates "
+           "GetReciprocal for the 256 input2 values (no division on the board)"),
 ]

@@ -1,5 +1,6 @@
-"""Reduce ops: op codes 41-48, check codes 50-59. Each op's C kernel and its *_check live in
-native_modules/engine/ops/ (reduce.c, transpose_conv.c), its viper kernel in device/mpyml/viper_reduce.py,
+"""Reduce ops: op codes 41-48, check codes 50-59 (and 95-96: BATCH_MATMUL). Each op's C kernel and its *_check
+live in native_modules/engine/ops/ (reduce.c, transpose_conv.c, batch_matmul.c), its viper kernel in
+device/mpyml/viper_reduce.py,
 its lowering in host/mpyml/lower/reduce.py.
 
 Reductions work on the input's shape right-aligned into 4 dims (n, h, w, c; leading 1s): `axis_mask`
@@ -27,6 +28,11 @@ TC_BIAS = Check("TCONV_BIAS", 55, "transpose conv: bias must be a constant int32
 TC_REQUANT = Check("TCONV_REQUANT", 56, "transpose conv: mult (0..2^31-1) and shift (-31..30) must be constant int32 "
                    "tensors with one value per output channel")
 TC_ACT = Check("TCONV_ACT", 57, "transpose conv: activation range needs act_min <= act_max")
+
+BMM_SHAPE = Check("BMM_SHAPE", 95, "batch matmul: lhs and rhs need rank >= 2, batch dims that broadcast to the "
+                  "output's, equal depths (lhs cols / rhs rows after adj_x / adj_y), output [..., lhs rows, "
+                  "rhs cols]")
+BMM_DEPTH = Check("BMM_DEPTH", 96, "batch matmul: accumulation depth must be <= 32768 (int32 sums)")
 
 _MASK = Param("axis_mask", 0, 15, "bit i: reduce dim i of the 4-D right-aligned input (0 = n .. 3 = c)")
 _RED_CHECKS = (RED_SHAPE, RED_COUNT)
@@ -64,4 +70,17 @@ OPS = [
        ("TRANSPOSE_CONV",), kernel="mpyml_transpose_conv", checks=(TC_RANK, TC_SHAPE, TC_BIAS, TC_REQUANT, TC_ACT),
        doc="int8 transpose conv, per-channel requantization (TFLM reference_integer_ops::TransposeConv), "
            "computed output-major without a scratch buffer"),
+    Op("BATCH_MATMUL", 46,
+       (Operand("lhs", _I8, "any", doc="[..., M, K] ([..., K, M] with adj_x)"),
+        Operand("rhs", _I8, "any", doc="[..., K, N] ([..., N, K] with adj_y)")),
+       (Operand("output", _I8, "arena", doc="[broadcast batch dims..., M, N]"),),
+       (Param("adj_x", 0, 1, "1: lhs holds its matrices transposed"),
+        Param("adj_y", 0, 1, "1: rhs holds its matrices transposed"),
+        Param("lhs_offset", -127, 128, "-lhs zero point"), Param("rhs_offset", -127, 128, "-rhs zero point"),
+        Param("output_offset", -128, 127, "output zero point"),
+        Param("mult", 0, U31, "lhs_scale * rhs_scale / output_scale"), Param("shift", -31, 30, ">0 = left")),
+       ("BATCH_MATMUL",), kernel="mpyml_batch_matmul", checks=(BMM_SHAPE, BMM_DEPTH),
+       doc="int8 matmul of two tensors (TFLM reference_integer_ops BatchMatMul): output[b, i, j] = clamp("
+           "MultiplyByQuantizedMultiplier(sum_k (lhs[b, i, k] + lhs_offset) * (rhs[b, k, j] + rhs_offset), mult, "
+           "shift) + output_offset, -128, 127), batch dims (up to 2, right-aligned) broadcast"),
 ]

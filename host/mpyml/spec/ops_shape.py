@@ -43,8 +43,9 @@ OPS = [
        doc="output dim i = before_i + input dim i + after_i (4-D views); new elements = value"),
     Op("CONCATENATION", 26, (Operand("input", _MOVE64, "any"),), (Operand("output", _MOVE64, "arena"),),
        (Param("axis4", 0, 3, "axis in the 4-D right-aligned view of the output (4 - rank + axis)"),),
-       ("CONCATENATION", "PACK"), kernel="mpyml_concat", variadic_in=True, checks=(CHK_TYPE, CHK_CONCAT),
-       doc="inputs of the output's rank, or of one less (PACK: the axis inserted with size 1), copied in order"),
+       ("CONCATENATION", "PACK", "TILE"), kernel="mpyml_concat", variadic_in=True, checks=(CHK_TYPE, CHK_CONCAT),
+       doc="inputs of the output's rank, or of one less (PACK: the axis inserted with size 1), copied in order "
+           "(TILE along one axis: the input repeated)"),
     Op("STRIDED_COPY", 27, (Operand("input", _MOVE64, "any"),), (Operand("output", _MOVE64, "arena"),),
        (Param("start", 0, U31, "element offset of output element 0 in the input"),
         *(Param(f"stride{i}", -U31, U31, f"input element step per step of output dim {i} (4-D view)")

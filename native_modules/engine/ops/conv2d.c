@@ -13,6 +13,10 @@
 #include "ops.h"
 #include "fixedpoint.h"
 #include "simd.h"
+#if defined(MPYML_SIMD_DSP)
+#include "conv2d_dsp.h"
+#endif
+#include "kernels_v6m.h"
 
 void mpyml_conv2d_ref(const mpyml_conv_params_t *p,
     const mpyml_shape4_t *in_s, const int8_t *in,
@@ -292,6 +296,17 @@ void mpyml_conv2d(const mpyml_conv_params_t *p,
     int32_t acc[4];
     conv_window_t win;
 
+#if defined(MPYML_SIMD_DSP)
+    /* Cortex-M4/M7: im2col + 2x2 register-blocked GEMM (conv2d_dsp.c) for reductions up to its bound */
+    if (mpyml_conv2d_dsp(p, in_s, in, f_s, filter, bias, mult, shift, out_s, out)) {
+        return;
+    }
+#endif
+#if defined(MPYML_KERNELS_V6M)
+    /* Cortex-M0/M3 (no SIMD): conv2d_v6m.c */
+    mpyml_conv2d_v6m(p, in_s, in, f_s, filter, bias, mult, shift, out_s, out);
+    return;
+#endif
     if (f_h == 1 && f_w == 1 && p->pad_h == 0 && p->pad_w == 0
         && (out_s->h - 1) * p->stride_h < in_h && (out_s->w - 1) * p->stride_w < in_w) {
         conv_1x1(p, in_s, in, filter, bias, mult, shift, out_s, out);

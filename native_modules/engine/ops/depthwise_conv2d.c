@@ -8,7 +8,8 @@
  * is shared; depth_multiplier 1 (channels contiguous in input, filter and output) and > 1 (one input
  * value feeds `depth_multiplier` consecutive output channels) have their own inner loops; with depth
  * multiplier 1, 8 channels per SSE2 madd (x86-64); on every other target depth multiplier 1 goes row by
- * row to mpyml_dw_dm1_row (depthwise_dm1_dsp.c on Cortex-M4/M7, depthwise_dm1_scalar.c otherwise).
+ * row to mpyml_dw_dm1_row (depthwise_dm1_dsp.c on Cortex-M4/M7, depthwise_dm1_scalar.c otherwise); depth
+ * multiplier >= 4 on Cortex-M4/M7 goes pixel by pixel to mpyml_dw_dmn_dsp (depthwise_dmn_dsp.c).
  * The int32 accumulator cannot overflow (the loader bounds KH*KW <= 65536); bias is added with
  * wraparound, then MultiplyByQuantizedMultiplier, output offset and clamp, exactly as TFLite.
  */
@@ -84,14 +85,8 @@ static int32_t dw_end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
     return t;
 }
 
-/* The clipped window of one output pixel. x points at channel 0 of the first valid tap, w at
- * output channel 0 of the matching filter tap. */
-typedef struct {
-    const int8_t *x, *w;
-    int32_t n_rows, n_cols;
-    int32_t x_row_step, x_col_step;     /* elements between taps in the input */
-    int32_t w_row_step, w_col_step;     /* elements between taps in the filter */
-} dw_window_t;
+/* the clipped window of one output pixel (depthwise_dm1.h) */
+typedef mpyml_dw_win_t dw_window_t;
 
 static inline int8_t dw_finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int32_t oc)
@@ -252,7 +247,12 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
                     }
                 } else {
                     for (ic = 0; ic < in_c; ic++) {
-                        for (m = 0; m + 4 <= dm; m += 4) {
+                        m = 0;
+#if defined(MPYML_SIMD_DSP)
+                        mpyml_dw_dmn_dsp(p, &win, ic, dm, bias, mult, shift, out);
+                        m = dm & ~3;
+#endif
+                        for (; m + 4 <= dm; m += 4) {
                             dw_window_acc4(&win, ic, 0, ic * dm + m, off, out, p, bias, mult, shift);
                         }
                         for (; m < dm; m++) {

@@ -27,6 +27,20 @@ typedef struct {
 void mpyml_dw_dm1_row(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, const int32_t *bias,
     const int32_t *mult, const int32_t *shift);
 
+/* The clipped filter window of one output pixel (depthwise_conv2d.c): x at channel 0 of the first valid
+ * tap, w at output channel 0 of the matching filter tap. */
+typedef struct {
+    const int8_t *x, *w;
+    int32_t n_rows, n_cols;
+    int32_t x_row_step, x_col_step;     /* elements between taps in the input */
+    int32_t w_row_step, w_col_step;     /* elements between taps in the filter */
+} mpyml_dw_win_t;
+
+/* depthwise_dmn_dsp.c (Armv7E-M DSP only): depth multiplier dm >= 4, output channels ic * dm + m for
+ * m in [0, dm & ~3) of one pixel (the caller does the rest). */
+void mpyml_dw_dmn_dsp(const mpyml_conv_params_t *p, const mpyml_dw_win_t *win, int32_t ic, int32_t dm,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+
 /* The pixels [*lo, *hi) of the row whose filter taps all lie inside the input columns (short loops, no
  * division: ARMv6-M has none). */
 static inline void mpyml_dw_interior(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, int32_t *lo,

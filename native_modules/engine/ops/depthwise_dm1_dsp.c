@@ -7,7 +7,9 @@
  * even and odd channels into halfword lanes (input_offset added to the input lanes, exact: |x + off| <= 255),
  * SMLABB / SMLATT accumulate each lane, starting from the bias (the accumulators wrap modulo 2^32 exactly
  * as TFLite's bias add does). Pixels whose filter row lies wholly inside the input with a 3-wide, undilated
- * filter run the three taps of each filter row unrolled; other pixels clip their columns once. Channels
+ * filter run the three taps of each filter row unrolled, undilated pixels with exactly 2 valid columns (the
+ * clipped edges of a 3-wide filter, interior of a 2-wide one) the two taps; other pixels clip their columns
+ * once. Channels
  * beyond the last multiple of 4 are summed one at a time. Same arithmetic as mpyml_depthwise_conv2d_ref.
  */
 #include "simd.h"
@@ -36,46 +38,59 @@ static inline void dw_store4(const mpyml_conv_params_t *p, int8_t *o, const int3
     o[3] = mpyml_dw_requant(a3, mult[3], shift[3], oo, lo, hi);
 }
 
-/* One interior pixel of a 3-wide undilated filter: x at the pixel's first tap (channel 0). */
-static void dw_pixel3(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, const int8_t *x, int8_t *out,
-    const int32_t *bias, const int32_t *mult, const int32_t *shift)
-{
-    const int32_t c_n = r->c, xrs = r->x_row_step, wrs = 3 * c_n;
-    const uint32_t off2 = mpyml_dsp_off2(p->input_offset);
-    int32_t c;
-    for (c = 0; c + 4 <= c_n; c += 4) {
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, k;
-        const int8_t *xp = x + c, *wp = r->w + c;
-        if (bias) {
-            a0 = bias[c];
-            a1 = bias[c + 1];
-            a2 = bias[c + 2];
-            a3 = bias[c + 3];
-        }
-        for (k = r->n_rows; k > 0; k--) {
-            DW_DSP_TAP(xp, wp);
-            DW_DSP_TAP(xp + c_n, wp + c_n);
-            DW_DSP_TAP(xp + 2 * c_n, wp + 2 * c_n);
-            xp += xrs;
-            wp += wrs;
-        }
-        dw_store4(p, out + c, mult + c, shift + c, a0, a1, a2, a3);
-    }
-    for (; c < c_n; c++) {
-        const int32_t off = p->input_offset;
-        const int8_t *xp = x + c, *wp = r->w + c;
-        int32_t a = 0, k;
-        for (k = r->n_rows; k > 0; k--) {
-            a += (xp[0] + off) * wp[0] + (xp[c_n] + off) * wp[c_n] + (xp[2 * c_n] + off) * wp[2 * c_n];
-            xp += xrs;
-            wp += wrs;
-        }
-        if (bias) {
-            a = mpyml_wrap_add(a, bias[c]);
-        }
-        out[c] = mpyml_dw_requant(a, mult[c], shift[c], p->output_offset, p->act_min, p->act_max);
-    }
+/* One pixel whose filter row has NC (2 or 3) consecutive valid columns, undilated: x at the pixel's first
+ * valid tap (channel 0), w at the matching filter column (channel 0): the interior of a 3-wide filter and
+ * the clipped edge columns of a 3-wide filter (SAME padding) or of a 2-wide one. */
+#define DW_PIXEL_COLS(NAME, NC) \
+static void NAME(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, const int8_t *x, const int8_t *w, \
+    int8_t *out, const int32_t *bias, const int32_t *mult, const int32_t *shift) \
+{ \
+    const int32_t c_n = r->c, xrs = r->x_row_step, wrs = r->f_w * c_n; \
+    const uint32_t off2 = mpyml_dsp_off2(p->input_offset); \
+    int32_t c; \
+    for (c = 0; c + 4 <= c_n; c += 4) { \
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, k; \
+        const int8_t *xp = x + c, *wp = w + c; \
+        if (bias) { \
+            a0 = bias[c]; \
+            a1 = bias[c + 1]; \
+            a2 = bias[c + 2]; \
+            a3 = bias[c + 3]; \
+        } \
+        for (k = r->n_rows; k > 0; k--) { \
+            const int8_t *xq = xp + c_n, *wq = wp + c_n; \
+            DW_DSP_TAP(xp, wp); \
+            DW_DSP_TAP(xq, wq); \
+            if (NC == 3) { \
+                DW_DSP_TAP(xq + c_n, wq + c_n); \
+            } \
+            xp += xrs; \
+            wp += wrs; \
+        } \
+        dw_store4(p, out + c, mult + c, shift + c, a0, a1, a2, a3); \
+    } \
+    for (; c < c_n; c++) { \
+        const int32_t off = p->input_offset; \
+        const int8_t *xp = x + c, *wp = w + c; \
+        int32_t a = 0, k; \
+        for (k = r->n_rows; k > 0; k--) { \
+            a += (xp[0] + off) * wp[0] + (xp[c_n] + off) * wp[c_n]; \
+            if (NC == 3) { \
+                a += (xp[2 * c_n] + off) * wp[2 * c_n]; \
+            } \
+            xp += xrs; \
+            wp += wrs; \
+        } \
+        if (bias) { \
+            a = mpyml_wrap_add(a, bias[c]); \
+        } \
+        out[c] = mpyml_dw_requant(a, mult[c], shift[c], p->output_offset, p->act_min, p->act_max); \
+    } \
 }
+
+DW_PIXEL_COLS(dw_pixel3, 3)
+DW_PIXEL_COLS(dw_pixel2, 2)
+#undef DW_PIXEL_COLS
 
 /* Any pixel: filter columns fx0 .. fx1 - 1 are inside the input (possibly none), x at column ix0 + dil_w fx0. */
 static void dw_pixel(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, const int8_t *x, int32_t fx0,
@@ -134,7 +149,9 @@ void mpyml_dw_dm1_row(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, con
         int8_t *out = r->out + ox * c_n;
         if (ox >= lo && ox < hi) {
             if (fast3) {
-                dw_pixel3(p, r, r->x + ix0 * c_n, out, bias, mult, shift);
+                dw_pixel3(p, r, r->x + ix0 * c_n, r->w, out, bias, mult, shift);
+            } else if (f_w == 2 && dil == 1) {
+                dw_pixel2(p, r, r->x + ix0 * c_n, r->w, out, bias, mult, shift);
             } else {
                 dw_pixel(p, r, r->x + ix0 * c_n, 0, f_w, out, bias, mult, shift);
             }
@@ -146,8 +163,13 @@ void mpyml_dw_dm1_row(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, con
             while (fx1 > fx0 && ix0 + dil * (fx1 - 1) >= r->in_w) {
                 fx1--;
             }
-            /* no valid column: x is not read (n_cols 0), point it at the row start */
-            dw_pixel(p, r, fx1 > fx0 ? r->x + (ix0 + dil * fx0) * c_n : r->x, fx0, fx1, out, bias, mult, shift);
+            if (dil == 1 && fx1 - fx0 == 2) {
+                dw_pixel2(p, r, r->x + (ix0 + fx0) * c_n, r->w + fx0 * c_n, out, bias, mult, shift);
+            } else {
+                /* no valid column: x is not read (n_cols 0), point it at the row start */
+                dw_pixel(p, r, fx1 > fx0 ? r->x + (ix0 + dil * fx0) * c_n : r->x, fx0, fx1, out, bias, mult,
+                    shift);
+            }
         }
     }
 }

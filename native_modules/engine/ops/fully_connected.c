@@ -5,12 +5,14 @@
  * FullyConnectedPerChannel; the filter zero point is 0, so both reduce to the same loop) and
  * mpyml_fully_connected, the optimized entry point with identical output: four output rows are
  * accumulated per input load (one (x + input_offset) feeds four multiply-adds) with the per-row
- * pointers hoisted, the rows vectorized with SSE2 (x86-64) or SMLAD (Cortex-M4/M7) through simd.h. acc = sum(w * (x + input_offset)) in int32 (K <= 65536 cannot overflow), then
+ * pointers hoisted, the rows vectorized with SSE2 (x86-64) or SMLAD (Cortex-M4/M7: simd.h's helpers, on
+ * the target fc_dsp_run4, 16 bytes per assembly pass). acc = sum(w * (x + input_offset)) in int32 (K <= 65536 cannot overflow), then
  * bias (wrapping add), MultiplyByQuantizedMultiplier, output offset and clamp, exactly as TFLite.
  */
 #include "ops.h"
 #include "fixedpoint.h"
 #include "simd.h"
+#include "kernels_v6m.h"
 
 void mpyml_fully_connected_ref(const mpyml_fc_params_t *p, int32_t batches, int32_t in_depth,
     int32_t out_depth, const int8_t *in, const int8_t *filter, const int32_t *bias,
@@ -37,6 +39,70 @@ void mpyml_fully_connected_ref(const mpyml_fc_params_t *p, int32_t batches, int3
 
 /* ---------------------------------------------------------------- optimized */
 
+#if defined(MPYML_SIMD_DSP) && !defined(MPYML_EMULATE_DSP)
+/* mpyml_dsp_run4 with 16 input bytes per pass (the loop counter lives in memory: one load / store per 16
+ * bytes instead of per 8) and the C loop of simd_dsp.h for the remaining whole words. */
+static int32_t fc_dsp_run4(const int8_t *x, const int8_t *w0, int32_t ws, int32_t n, uint32_t off2,
+    int32_t *acc)
+{
+    const int8_t *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t quads = n >> 4, done;
+    if (quads > 0) {
+        uint32_t xe, xo, wv, wt;
+        __asm__ volatile(
+            "1:\n"
+#define FC_DSP_WORD \
+            "ldr %[xo], [%[x]], #4\n" \
+            "sxtab16 %[xe], %[off2], %[xo]\n" \
+            "sxtab16 %[xo], %[off2], %[xo], ror #8\n" \
+            "ldr %[wv], [%[w0]], #4\n" \
+            "sxtb16 %[wt], %[wv]\n" \
+            "sxtb16 %[wv], %[wv], ror #8\n" \
+            "smlad %[a0], %[xe], %[wt], %[a0]\n" \
+            "smlad %[a0], %[xo], %[wv], %[a0]\n" \
+            "ldr %[wv], [%[w1]], #4\n" \
+            "sxtb16 %[wt], %[wv]\n" \
+            "sxtb16 %[wv], %[wv], ror #8\n" \
+            "smlad %[a1], %[xe], %[wt], %[a1]\n" \
+            "smlad %[a1], %[xo], %[wv], %[a1]\n" \
+            "ldr %[wv], [%[w2]], #4\n" \
+            "sxtb16 %[wt], %[wv]\n" \
+            "sxtb16 %[wv], %[wv], ror #8\n" \
+            "smlad %[a2], %[xe], %[wt], %[a2]\n" \
+            "smlad %[a2], %[xo], %[wv], %[a2]\n" \
+            "ldr %[wv], [%[w3]], #4\n" \
+            "sxtb16 %[wt], %[wv]\n" \
+            "sxtb16 %[wv], %[wv], ror #8\n" \
+            "smlad %[a3], %[xe], %[wt], %[a3]\n" \
+            "smlad %[a3], %[xo], %[wv], %[a3]\n"
+            FC_DSP_WORD
+            FC_DSP_WORD
+            FC_DSP_WORD
+            FC_DSP_WORD
+#undef FC_DSP_WORD
+            "ldr %[wt], %[quads]\n"
+            "subs %[wt], %[wt], #1\n"
+            "str %[wt], %[quads]\n"
+            "bne 1b\n"
+            : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3),
+              [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [quads] "+m"(quads),
+              [xe] "=&r"(xe), [xo] "=&r"(xo), [wv] "=&r"(wv), [wt] "=&r"(wt)
+            : [off2] "r"(off2)
+            : "cc", "memory");
+    }
+    done = n & ~15;
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    return done + mpyml_dsp_run4(x, w0, ws, n - done, off2, acc);
+}
+#define FC_DSP_RUN4 fc_dsp_run4
+#elif defined(MPYML_SIMD_DSP)
+#define FC_DSP_RUN4 mpyml_dsp_run4
+#endif
+
 static inline int8_t fc_finish(const mpyml_fc_params_t *p, int32_t acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int per_channel, int32_t oc)
 {
@@ -53,6 +119,11 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
 {
     const int32_t off = p->input_offset;
     int32_t b, oc, d;
+#if defined(MPYML_KERNELS_V6M)
+    /* Cortex-M0/M3 (no SIMD): fully_connected_v6m.c */
+    mpyml_fully_connected_v6m(p, batches, in_depth, out_depth, in, filter, bias, mult, shift, per_channel, out);
+    return;
+#endif
     for (b = 0; b < batches; b++) {
         const int8_t *x = in + b * in_depth;
         for (oc = 0; oc + 4 <= out_depth; oc += 4) {
@@ -75,7 +146,7 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
 #elif defined(MPYML_SIMD_DSP)
             {
                 int32_t acc[4] = {0, 0, 0, 0};
-                d = mpyml_dsp_run4(x, w0, in_depth, in_depth, mpyml_dsp_off2(off), acc);
+                d = FC_DSP_RUN4(x, w0, in_depth, in_depth, mpyml_dsp_off2(off), acc);
                 a0 = acc[0];
                 a1 = acc[1];
                 a2 = acc[2];

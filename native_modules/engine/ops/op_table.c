@@ -10,6 +10,8 @@
 
 int mpyml_arg_max_check(const mpyml_op_view_t *v);
 void mpyml_arg_max_eval(const mpyml_op_view_t *v);
+int mpyml_batch_matmul_check(const mpyml_op_view_t *v);
+void mpyml_batch_matmul_eval(const mpyml_op_view_t *v);
 int mpyml_concat_check(const mpyml_op_view_t *v);
 void mpyml_concat_eval(const mpyml_op_view_t *v);
 int mpyml_conv2d_inplace_check(const mpyml_op_view_t *v);
@@ -18,6 +20,8 @@ int mpyml_depthwise_inplace_check(const mpyml_op_view_t *v);
 void mpyml_depthwise_inplace_eval(const mpyml_op_view_t *v);
 int mpyml_ew_dequantize_check(const mpyml_op_view_t *v);
 void mpyml_ew_dequantize_eval(const mpyml_op_view_t *v);
+int mpyml_ew_div_check(const mpyml_op_view_t *v);
+void mpyml_ew_div_eval(const mpyml_op_view_t *v);
 int mpyml_ew_lut_check(const mpyml_op_view_t *v);
 void mpyml_ew_lut_eval(const mpyml_op_view_t *v);
 int mpyml_ew_maximum_check(const mpyml_op_view_t *v);
@@ -86,36 +90,39 @@ static const int32_t k_ranges[] = {
     0, 2147483647, -31, 0, 0, 2147483647, -31, 0,
     0, 2147483647, -31, 0, -128, 127, -128, 127,
     -127, 128, -127, 128, -128, 127, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, INT32_MIN, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, -127, 128,
+    -128, 127, 0, 2147483647, -31, 30, -128, 127,
+    -128, 127, INT32_MIN, 2147483647, 0, 65535, 0, 65535,
     0, 65535, 0, 65535, 0, 65535, 0, 65535,
+    0, 65535, 0, 65535, 0, 3, 0, 2147483647,
+    -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647,
     0, 65535, 0, 65535, 0, 65535, 0, 65535,
-    0, 3, 0, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647,
-    -2147483647, 2147483647, -2147483647, 2147483647, 0, 65535, 0, 65535,
-    0, 65535, 0, 65535, 0, 15, -128, 127,
-    -128, 127, 0, 2147483647, -31, 30, 0, 15,
-    -128, 127, -128, 127, 0, 2147483647, -31, 30,
-    0, 15, 0, 3, 1, 1024, 1, 1024,
-    0, 1024, 0, 1024, -127, 128, -128, 127,
-    -128, 127, -128, 127, 1, 1024, -127, 128,
-    -32768, 32767, -128, 127, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 1, -127, 128,
-    -127, 128, -128, 127, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
-    0, 32767, 1, 49152, 0, 31, -127, 128,
-    -128, 127, -128, 127, -128, 127, 1, 1024,
-    1, 1024, 1, 1024, 1, 1024, 0, 1024,
-    0, 1024, 1, 1024, 1, 1024, -127, 128,
-    -128, 127, -128, 127, -128, 127, 1, 1024,
-    1, 1024, 1, 1024, 1, 1024, 0, 1024,
-    0, 1024, -127, 128, -128, 127, -128, 127,
-    -128, 127, 1, 1, 1, 1024, 1, 1024,
+    0, 15, -128, 127, -128, 127, 0, 2147483647,
+    -31, 30, 0, 15, -128, 127, -128, 127,
+    0, 2147483647, -31, 30, 0, 15, 0, 3,
     1, 1024, 1, 1024, 0, 1024, 0, 1024,
     -127, 128, -128, 127, -128, 127, -128, 127,
-    1, 1, 1, 65535,
+    0, 1, 0, 1, -127, 128, -127, 128,
+    -128, 127, 0, 2147483647, -31, 30, 1, 1024,
+    -127, 128, -32768, 32767, -128, 127, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 1,
+    -127, 128, -127, 128, -128, 127, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 32767, 1, 49152, 0, 31,
+    -127, 128, -128, 127, -128, 127, -128, 127,
+    1, 1024, 1, 1024, 1, 1024, 1, 1024,
+    0, 1024, 0, 1024, 1, 1024, 1, 1024,
+    -127, 128, -128, 127, -128, 127, -128, 127,
+    1, 1024, 1, 1024, 1, 1024, 1, 1024,
+    0, 1024, 0, 1024, -127, 128, -128, 127,
+    -128, 127, -128, 127, 1, 1, 1, 1024,
+    1, 1024, 1, 1024, 1, 1024, 0, 1024,
+    0, 1024, -127, 128, -128, 127, -128, 127,
+    -128, 127, 1, 1, 1, 65535,
 };
 
 /* (type mask, storage 0 arena / 1 const / 2 any, optional, trusted) of every operand */
@@ -134,6 +141,7 @@ static const uint8_t k_operands[] = {
     2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
     2, 2, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
     2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0,
+    2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 4, 1, 0, 0,
     2, 0, 0, 0, 62, 2, 0, 0, 62, 0, 0, 0, 126, 2, 0, 0,
     126, 0, 0, 0, 126, 2, 0, 0, 126, 0, 0, 0, 62, 2, 0, 0,
     4, 1, 0, 1, 4, 1, 0, 1, 62, 0, 0, 0, 2, 2, 0, 0,
@@ -141,21 +149,22 @@ static const uint8_t k_operands[] = {
     126, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
     2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
     68, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0,
-    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0,
-    2, 1, 0, 0, 32, 1, 0, 0, 4, 1, 1, 0, 2, 0, 0, 0,
-    32, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0,
+    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0,
+    2, 2, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0,
+    32, 1, 0, 0, 4, 1, 1, 0, 2, 0, 0, 0, 32, 0, 0, 0,
+    4, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0,
     2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
-    2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
-    4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0,
-    2, 0, 0, 0, 2, 0, 0, 0, 32, 0, 0, 0, 32, 0, 0, 0,
+    2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 4, 1, 0, 0,
+    4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0,
+    2, 0, 0, 0, 32, 0, 0, 0, 32, 0, 0, 0, 2, 2, 0, 0,
+    2, 1, 0, 0, 50, 1, 0, 1, 4, 1, 0, 1, 4, 1, 1, 0,
+    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 4, 0, 0, 0,
     2, 2, 0, 0, 2, 1, 0, 0, 50, 1, 0, 1, 4, 1, 0, 1,
     4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0,
-    4, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0, 50, 1, 0, 1,
-    4, 1, 0, 1, 4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1,
-    2, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0,
-    4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0,
-    2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0,
+    4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0,
     4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0,
+    2, 0, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1,
+    4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0,
 };
 
 int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
@@ -177,23 +186,25 @@ int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
         case MPYML_OP_SUB: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 64; d->operands = 48; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
         case MPYML_OP_SQUARED_DIFFERENCE: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 76; d->operands = 51; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
         case MPYML_OP_PRELU: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 88; d->operands = 54; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
-        case MPYML_OP_PAD: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 9; d->ranges = 95; d->operands = 57; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_CONCATENATION: d->min_in = 1; d->max_in = 31; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 104; d->operands = 59; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 105; d->operands = 61; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 63; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 110; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_WRITE_BOX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 4; d->ranges = 110; d->operands = 71; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 114; d->operands = 73; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 119; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 124; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 125; d->operands = 79; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 126; d->operands = 81; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 134; d->operands = 87; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 142; d->operands = 95; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SPARSE_FULLY_CONNECTED: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 4; d->ranges = 171; d->operands = 112; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SPARSE_CONV_2D: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 12; d->ranges = 175; d->operands = 121; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 187; d->operands = 130; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
-        case MPYML_OP_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 198; d->operands = 137; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_DIV: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 6; d->ranges = 95; d->operands = 57; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_PAD: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 9; d->ranges = 101; d->operands = 61; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_CONCATENATION: d->min_in = 1; d->max_in = 31; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 110; d->operands = 63; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_STRIDED_COPY: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 111; d->operands = 65; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 116; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 116; d->operands = 71; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_WRITE_BOX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 4; d->ranges = 116; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 120; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 125; d->operands = 79; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 130; d->operands = 81; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 131; d->operands = 83; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 132; d->operands = 85; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_BATCH_MATMUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 140; d->operands = 91; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 147; d->operands = 94; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 155; d->operands = 102; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_FULLY_CONNECTED: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 4; d->ranges = 184; d->operands = 119; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_CONV_2D: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 12; d->ranges = 188; d->operands = 128; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 200; d->operands = 137; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 211; d->operands = 144; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
         default: return 0;
     }
 }
@@ -221,6 +232,7 @@ int mpyml_op_check_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_SUB: return mpyml_ew_sub_check(v);
         case MPYML_OP_SQUARED_DIFFERENCE: return mpyml_ew_sqdiff_check(v);
         case MPYML_OP_PRELU: return mpyml_ew_prelu_check(v);
+        case MPYML_OP_DIV: return mpyml_ew_div_check(v);
         case MPYML_OP_PAD: return mpyml_pad_check(v);
         case MPYML_OP_CONCATENATION: return mpyml_concat_check(v);
         case MPYML_OP_STRIDED_COPY: return mpyml_strided_copy_check(v);
@@ -232,6 +244,7 @@ int mpyml_op_check_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_REDUCE_MAX: return mpyml_reduce_max_check(v);
         case MPYML_OP_ARG_MAX: return mpyml_arg_max_check(v);
         case MPYML_OP_TRANSPOSE_CONV: return mpyml_transpose_conv_check(v);
+        case MPYML_OP_BATCH_MATMUL: return mpyml_batch_matmul_check(v);
         case MPYML_OP_SVDF: return mpyml_svdf_check(v);
         case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: return mpyml_lstm_check(v);
         case MPYML_OP_SPARSE_FULLY_CONNECTED: return mpyml_sparse_fc_check(v);
@@ -253,6 +266,7 @@ void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_SUB: mpyml_ew_sub_eval(v); break;
         case MPYML_OP_SQUARED_DIFFERENCE: mpyml_ew_sqdiff_eval(v); break;
         case MPYML_OP_PRELU: mpyml_ew_prelu_eval(v); break;
+        case MPYML_OP_DIV: mpyml_ew_div_eval(v); break;
         case MPYML_OP_PAD: mpyml_pad_eval(v); break;
         case MPYML_OP_CONCATENATION: mpyml_concat_eval(v); break;
         case MPYML_OP_STRIDED_COPY: mpyml_strided_copy_eval(v); break;
@@ -264,6 +278,7 @@ void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_REDUCE_MAX: mpyml_reduce_max_eval(v); break;
         case MPYML_OP_ARG_MAX: mpyml_arg_max_eval(v); break;
         case MPYML_OP_TRANSPOSE_CONV: mpyml_transpose_conv_eval(v); break;
+        case MPYML_OP_BATCH_MATMUL: mpyml_batch_matmul_eval(v); break;
         case MPYML_OP_SVDF: mpyml_svdf_eval(v); break;
         case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: mpyml_lstm_eval(v); break;
         case MPYML_OP_SPARSE_FULLY_CONNECTED: mpyml_sparse_fc_eval(v); break;
@@ -293,6 +308,7 @@ const char *mpyml_op_name(int opcode) {
         case MPYML_OP_SUB: return "SUB";
         case MPYML_OP_SQUARED_DIFFERENCE: return "SQUARED_DIFFERENCE";
         case MPYML_OP_PRELU: return "PRELU";
+        case MPYML_OP_DIV: return "DIV";
         case MPYML_OP_PAD: return "PAD";
         case MPYML_OP_CONCATENATION: return "CONCATENATION";
         case MPYML_OP_STRIDED_COPY: return "STRIDED_COPY";
@@ -304,6 +320,7 @@ const char *mpyml_op_name(int opcode) {
         case MPYML_OP_REDUCE_MAX: return "REDUCE_MAX";
         case MPYML_OP_ARG_MAX: return "ARG_MAX";
         case MPYML_OP_TRANSPOSE_CONV: return "TRANSPOSE_CONV";
+        case MPYML_OP_BATCH_MATMUL: return "BATCH_MATMUL";
         case MPYML_OP_SVDF: return "SVDF";
         case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: return "UNIDIRECTIONAL_SEQUENCE_LSTM";
         case MPYML_OP_SPARSE_FULLY_CONNECTED: return "SPARSE_FULLY_CONNECTED";

@@ -59,6 +59,8 @@ void mpyml_max_pool_ref(const mpyml_pool_params_t *p, const mpyml_shape4_t *in_s
 /* ADD with broadcasting: each dim of s1/s2 equals out_s's or is 1. */
 void mpyml_add_ref(const mpyml_add_params_t *p, const mpyml_shape4_t *s1, const int8_t *in1,
     const mpyml_shape4_t *s2, const int8_t *in2, const mpyml_shape4_t *out_s, int8_t *out);
+void mpyml_add(const mpyml_add_params_t *p, const mpyml_shape4_t *s1, const int8_t *in1,
+    const mpyml_shape4_t *s2, const int8_t *in2, const mpyml_shape4_t *out_s, int8_t *out);
 
 /* SOFTMAX over rows of `depth` elements, `outer` rows. in and out do not overlap. */
 void mpyml_softmax_ref(const mpyml_softmax_params_t *p, int32_t outer, int32_t depth,

@@ -63,6 +63,12 @@ static inline int32_t mpyml_dsp_smlatt(uint32_t a, uint32_t b, int32_t acc)
     return __smlatt((int32_t)a, (int32_t)b, acc);
 }
 
+/* acc + a.lo * b.hi */
+static inline int32_t mpyml_dsp_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlabt((int32_t)a, (int32_t)b, acc);
+}
+
 #else   /* portable models of the instructions (host tests) */
 
 static inline uint32_t mpyml_dsp_lanes(int32_t lo, int32_t hi)
@@ -119,6 +125,11 @@ static inline int32_t mpyml_dsp_smlabb(uint32_t a, uint32_t b, int32_t acc)
 static inline int32_t mpyml_dsp_smlatt(uint32_t a, uint32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(mpyml_dsp_hi(a) * mpyml_dsp_hi(b)));
+}
+
+static inline int32_t mpyml_dsp_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(mpyml_dsp_lo(a) * mpyml_dsp_hi(b)));
 }
 
 #endif
