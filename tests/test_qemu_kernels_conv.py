@@ -6,8 +6,8 @@ tflite-micro.
 The shapes cover every path: 1x1 pointwise (strided), KxK with SAME / VALID padding (windows clipped on every
 side, memset + partial runs), in_c 1 / 3 first layers (runs not aligned to the column's groups of 4), reductions
 with K % 4 != 0 (the C tail) and an odd number of weight words (the single-word step after the unrolled loop),
-dilation, batches, odd pixel and channel counts (the overlapping last pair), out_c 1 and a single output pixel
-(the generic path), and a reduction above MPYML_CONV_DSP_MAX_K (the generic path).
+dilation, batches, odd pixel counts (the one-pixel pass) and channel counts (the overlapping last pair), a
+single output pixel, out_c 1 and a reduction above MPYML_CONV_DSP_MAX_K (both the generic path).
 Skipped when the ARM toolchain or QEMU is missing (fails under CI=true).
 """
 
@@ -75,6 +75,8 @@ def _cases() -> list[tuple[bytes, str]]:
         ((1, 3, 3, 6), 1, (3, 3), (1, 1), (1, 1), "SAME"),          # out_c 1: generic path
         ((2, 3, 3, 5), 3, (3, 3), (1, 1), (1, 1), "VALID"),         # one pixel per batch
         ((1, 9, 9, 4), 10, (3, 3), (1, 1), (2, 3), "SAME"),         # dilated, fully clipped taps
+        ((1, 3, 3, 5), 4, (3, 3), (1, 1), (1, 1), "VALID"),         # a single output pixel
+        ((1, 5, 3, 7), 5, (1, 1), (1, 1), (1, 1), "VALID"),         # 1x1, 15 pixels, K % 4 == 3
     ]
     for in_shape, out_ch, kernel, stride, dil, padding in fixed:
         model = tb.conv2d_model(rng, in_shape, out_ch, kernel, stride, dil, padding, "RELU6")
@@ -92,7 +94,7 @@ def _cases_cached() -> list[tuple[bytes, str]]:
 
 
 @pytest.mark.parametrize("cpu", CPUS)
-@pytest.mark.parametrize("k", range(N_RANDOM + 1 + 9))
+@pytest.mark.parametrize("k", range(N_RANDOM + 1 + 11))
 def test_dsp_conv_bit_exact(k: int, cpu: str) -> None:
     tflite, what = _cases_cached()[k]
     mpk = pack(tflite)

@@ -870,6 +870,201 @@ def _run_family(opc, model, arena, ctx):
 # clamp) is inlined: see mpyml_requant() in ops/fixedpoint.h.
 
 @micropython.viper
+def _k_pw2(x: ptr8, w: ptr8, i: int, ctx, arena):
+    # _k_pw for out_c % 4 == 0, two output pixels p, q = p + 1 at a time: each weight load serves both
+    # (q = p for the last pixel of an odd count: its bytes are written twice, the same)
+    a0 = 0
+    a1 = 0
+    a2 = 0
+    a3 = 0
+    b0 = 0
+    b1 = 0
+    b2 = 0
+    b3 = 0
+    c = ptr32(ctx)
+    S = 1
+    S <<= 31
+    M = S + S - 1
+    mb = int(w)
+    stride_w = c[_C_P]
+    stride_h = c[_C_P + 1]
+    offm = ((c[_C_P + 6] ^ S) - S) - 128
+    out_off = (c[_C_P + 7] ^ S) - S
+    act_min = (c[_C_P + 8] ^ S) - S
+    act_max = (c[_C_P + 9] ^ S) - S
+    xb = int(x) + c[_C_IN + 1]
+    in_h = c[_C_IN + 3]
+    in_w = c[_C_IN + 4]
+    in_c = c[_C_IN + 5]
+    out_n = c[_C_OUT + 2]
+    out_h = c[_C_OUT + 3]
+    out_w = c[_C_OUT + 4]
+    out_c = c[_C_OUT + 5]
+    ob = int(ptr8(arena)) + c[_C_OUT + 1]
+    fb = mb + c[_C_T1 + 1]
+    has_bias = c[_C_BIAS]
+    bp = ptr32(mb + has_bias)
+    mp = ptr32(mb + c[_C_MULT])
+    sp = ptr32(mb + c[_C_SHIFT])
+    c2 = in_c + in_c
+    c3 = c2 + in_c
+    c4 = c3 + in_c
+    corr0 = offm * in_c
+    npx = out_h * out_w
+    b = 0
+    while b < out_n:
+        xbb = xb + b * in_h * in_w * in_c
+        obb = ob + b * npx * out_c
+        p = 0
+        while p < npx:
+            q = p + 1
+            if q >= npx:
+                q = p
+            oy = p // out_w
+            xa = xbb + ((oy * stride_h) * in_w + (p - oy * out_w) * stride_w) * in_c
+            oy = q // out_w
+            ya = xbb + ((oy * stride_h) * in_w + (q - oy * out_w) * stride_w) * in_c
+            x = ptr8(xa)
+            y = ptr8(ya)
+            sumx = 0
+            sumy = 0
+            i = 0
+            while i < in_c:
+                sumx = (x[i] ^ 128) + sumx
+                sumy = (y[i] ^ 128) + sumy
+                i += 1
+            corx = (corr0 + sumx) << 7
+            cory = (corr0 + sumy) << 7
+            wq = fb
+            oc = 0
+            while oc < out_c:
+                a0 = 0
+                a1 = 0
+                a2 = 0
+                a3 = 0
+                b0 = 0
+                b1 = 0
+                b2 = 0
+                b3 = 0
+                w = ptr8(wq)
+                x = ptr8(xa)
+                y = ptr8(ya)
+                i = in_c >> 2
+                while i > 0:                # four inputs of both pixels a pass; each weight serves the two
+                    p0 = (x[0] ^ 128) + offm
+                    p1 = (x[1] ^ 128) + offm
+                    p2 = (x[2] ^ 128) + offm
+                    p3 = (x[3] ^ 128) + offm
+                    r0 = (y[0] ^ 128) + offm
+                    r1 = (y[1] ^ 128) + offm
+                    r2 = (y[2] ^ 128) + offm
+                    r3 = (y[3] ^ 128) + offm
+                    e0 = w[0] ^ 128
+                    e1 = w[1] ^ 128
+                    e2 = w[2] ^ 128
+                    e3 = w[3] ^ 128
+                    a0 = e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3 + a0
+                    b0 = e0 * r0 + e1 * r1 + e2 * r2 + e3 * r3 + b0
+                    wp = ptr8(int(w) + in_c)
+                    e0 = wp[0] ^ 128
+                    e1 = wp[1] ^ 128
+                    e2 = wp[2] ^ 128
+                    e3 = wp[3] ^ 128
+                    a1 = e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3 + a1
+                    b1 = e0 * r0 + e1 * r1 + e2 * r2 + e3 * r3 + b1
+                    wp = ptr8(int(w) + c2)
+                    e0 = wp[0] ^ 128
+                    e1 = wp[1] ^ 128
+                    e2 = wp[2] ^ 128
+                    e3 = wp[3] ^ 128
+                    a2 = e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3 + a2
+                    b2 = e0 * r0 + e1 * r1 + e2 * r2 + e3 * r3 + b2
+                    wp = ptr8(int(w) + c3)
+                    e0 = wp[0] ^ 128
+                    e1 = wp[1] ^ 128
+                    e2 = wp[2] ^ 128
+                    e3 = wp[3] ^ 128
+                    a3 = e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3 + a3
+                    b3 = e0 * r0 + e1 * r1 + e2 * r2 + e3 * r3 + b3
+                    x = ptr8(int(x) + 4)
+                    y = ptr8(int(y) + 4)
+                    w = ptr8(int(w) + 4)
+                    i -= 1
+                i = in_c & 3
+                while i > 0:
+                    p0 = (x[0] ^ 128) + offm
+                    r0 = (y[0] ^ 128) + offm
+                    e0 = w[0] ^ 128
+                    a0 = e0 * p0 + a0
+                    b0 = e0 * r0 + b0
+                    e0 = w[in_c] ^ 128
+                    a1 = e0 * p0 + a1
+                    b1 = e0 * r0 + b1
+                    e0 = w[c2] ^ 128
+                    a2 = e0 * p0 + a2
+                    b2 = e0 * r0 + b2
+                    e0 = w[c3] ^ 128
+                    a3 = e0 * p0 + a3
+                    b3 = e0 * r0 + b3
+                    x = ptr8(int(x) + 1)
+                    y = ptr8(int(y) + 1)
+                    w = ptr8(int(w) + 1)
+                    i -= 1
+                # lanes t < 4: pixel p, channels oc + t; t >= 4: pixel q
+                corr = corx
+                ch = oc
+                o8 = obb + p * out_c
+                t = 0
+                while t < 8:
+                    if t == 4:
+                        corr = cory
+                        ch = oc
+                        o8 = obb + q * out_c
+                    acc = a0 - corr
+                    a0 = a1
+                    a1 = a2
+                    a2 = a3
+                    a3 = b0
+                    b0 = b1
+                    b1 = b2
+                    b2 = b3
+                    if has_bias:
+                        acc = ((bp[ch] + acc + S) & M) - S  # mod 2**32: no sign fix
+                    else:
+                        acc = ((acc + S) & M) - S
+                    sh = (sp[ch] ^ S) - S
+                    if sh > 0:
+                        acc = (((acc << sh) + S) & M) - S
+                    mu = mp[ch]
+                    ah = acc >> 16
+                    al = acc & 0xFFFF
+                    bh = mu >> 16
+                    bl = mu & 0xFFFF
+                    ll = al * bl
+                    m1 = ah * bl
+                    m2 = al * bh
+                    c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                    v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
+                    if sh < 0:
+                        # RoundingDivideByPOT(v, -sh), as in _k_conv
+                        if v < 0:
+                            v -= 1
+                        v = ((v >> (-1 - sh)) + 1) >> 1
+                    v = ((v + out_off + S) & M) - S
+                    if v < act_min:
+                        v = act_min
+                    if v > act_max:
+                        v = act_max
+                    ptr8(o8)[ch] = v
+                    ch += 1
+                    t += 1
+                wq += c4
+                oc += 4
+            p += 2
+        b += 1
+
+
+@micropython.viper
 def _k_pw(x: ptr8, w: ptr8, i: int, ctx, arena):
     # CONV_2D with a 1x1 filter whose windows all lie inside the input (no padding): _k_conv without the
     # window clipping; the weight rows of four output channels are walked with one pointer each.
@@ -1074,7 +1269,10 @@ def _k_conv(x: ptr8, w: ptr8, i: int, ctx, arena):
     w3o = w2o + fst
     if f_h == 1 and f_w == 1 and pad_w == 0 and pad_h == 0 and (out_h - 1) * stride_h < in_h and \
             (out_w - 1) * stride_w < in_w:
-        _k_pw(x, w, 0, ctx, arena)
+        if out_c & 3:
+            _k_pw(x, w, 0, ctx, arena)
+        else:
+            _k_pw2(x, w, 0, ctx, arena)
         return
     x_row = dil_h * in_w * in_c
     w_row = f_w * in_c

@@ -64,7 +64,8 @@ def test_tile_several_axes(tmp_path: Path) -> None:
     for shape, mult in (((2, 3), [2, 2]), ((1, 2, 1, 3), [3, 1, 4, 2]), ((1, 1, 6), [1, 5, 1]), ((3,), [31])):
         tfl = _tile_model(shape, mult)
         mpk = pack(tfl)
-        assert [o.name for o in MpkFile(mpk).ops] == ["CONCATENATION"] * max(1, sum(m > 1 for m in mult))
+        # (graph.cleanup may first rewrite a TILE that is a nearest-neighbour upsampling into RESIZE_NEAREST)
+        assert {o.name for o in MpkFile(mpk).ops} <= {"CONCATENATION", "RESHAPE", "RESIZE_NEAREST"}
         x = rng.integers(-128, 128, size=shape).astype(np.int8)
         ref = [np.ascontiguousarray(o).tobytes() for o in reference(tfl, [x])]
         assert ref[0] == np.tile(x, mult).tobytes()

@@ -32,7 +32,8 @@ void mpyml_dw_dmn_dsp(const mpyml_conv_params_t *p, const mpyml_dw_win_t *win, i
     const int32_t off = p->input_offset, oo = p->output_offset, lo = p->act_min, hi = p->act_max;
     const int32_t n_rows = win->n_rows, n_cols = win->n_cols;
     const int32_t xcs = win->x_col_step, wcs = win->w_col_step;
-    const int32_t xrs = win->x_row_step - n_cols * xcs, wrs = win->w_row_step - n_cols * wcs;
+    const int32_t xrs0 = win->x_row_step, wrs0 = win->w_row_step;
+    const int32_t xrs = xrs0 - n_cols * xcs, wrs = wrs0 - n_cols * wcs;
     const int32_t oc0 = ic * dm;
     int32_t m;
     for (m = 0; m + 4 <= dm; m += 4) {
@@ -50,8 +51,8 @@ void mpyml_dw_dmn_dsp(const mpyml_conv_params_t *p, const mpyml_dw_win_t *win, i
                 DW_DMN_TAP(x, w);
                 DW_DMN_TAP(x + xcs, w + wcs);
                 DW_DMN_TAP(x + 2 * xcs, w + 2 * wcs);
-                x += win->x_row_step;
-                w += win->w_row_step;
+                x += xrs0;
+                w += wrs0;
             }
         } else {
             for (r = n_rows; r > 0; r--) {
