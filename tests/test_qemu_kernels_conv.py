@@ -7,7 +7,8 @@ The shapes cover every path: 1x1 pointwise (strided), KxK with SAME / VALID padd
 side, memset + partial runs), in_c 1 / 3 first layers (runs not aligned to the column's groups of 4), reductions
 with K % 4 != 0 (the C tail) and an odd number of weight words (the single-word step after the unrolled loop),
 dilation, batches, odd pixel counts (the one-pixel pass) and channel counts (the overlapping last pair), a
-single output pixel, out_c 1 and a reduction above MPYML_CONV_DSP_MAX_K (both the generic path).
+single output pixel, out_c 1 and a reduction above MPYML_CONV_DSP_MAX_K (both the generic path), and
+requantization scales that make the accumulators large (the exact SMULL requantization) or small (SMMULR).
 Skipped when the ARM toolchain or QEMU is missing (fails under CI=true).
 """
 
@@ -26,7 +27,7 @@ from mpyml.mpk import MpkFile
 from mpyml.tflm import TflmRunner
 
 CPUS = ("m4", "m7")
-N_RANDOM, N_SAMPLES = 20, 2
+N_RANDOM, N_SAMPLES = 24, 2
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,13 +52,15 @@ def _conv_case(rng: np.random.Generator, i: int) -> tuple[bytes, dict[str, Any]]
         stride = (int(rng.choice([1, 1, 2])), int(rng.choice([1, 1, 2])))
         dil = (1, 1) if kind != 3 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
     in_c = int(rng.integers(1, 4)) if kind == 1 else int(rng.integers(1, 41))
-    h = int(rng.integers((kh - 1) * dil[0] + 1, 12))
-    w = int(rng.integers((kw - 1) * dil[1] + 1, 12))
+    lo_h, lo_w = (kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1
+    h = int(rng.integers(lo_h, max(lo_h + 1, 12)))
+    w = int(rng.integers(lo_w, max(lo_w + 1, 12)))
     n = 2 if rng.random() < 0.15 else 1
     out_ch = int(rng.integers(1, 4)) if rng.random() < 0.2 else int(rng.integers(4, 24))
     kwargs: dict[str, Any] = dict(in_shape=(n, h, w, in_c), out_ch=out_ch, kernel=(kh, kw), stride=stride,
                                   dilation=dil, padding=padding, fused=str(rng.choice(tb.ACTIVATIONS)),
-                                  per_channel=bool(rng.random() < 0.75), bias=bool(rng.random() < 0.9))
+                                  per_channel=bool(rng.random() < 0.75), bias=bool(rng.random() < 0.9),
+                                  scale_mode=str(rng.choice(["normal", "normal", "large", "tiny", "mixed"])))
     return tb.conv2d_model(rng, **kwargs), kwargs
 
 

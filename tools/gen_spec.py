@@ -117,9 +117,10 @@ def gen_table() -> str:
          "#if defined(__GNUC__) && !defined(__clang__)", '#pragma GCC optimize("no-jump-tables")', "#endif", ""]
     ext = [op for op in spec.OPS if not op.core]
     kernels = sorted({op.kernel for op in ext})
+    fails = {op.kernel for op in ext if op.fails}
     for k in kernels:
         L.append(f"int {k}_check(const mpyml_op_view_t *v);")
-        L.append(f"void {k}_eval(const mpyml_op_view_t *v);")
+        L.append(f"{'int' if k in fails else 'void'} {k}_eval(const mpyml_op_view_t *v);")
     info_cases = []
     for op in spec.OPS:
         r0 = len(ranges) // 2
@@ -165,10 +166,13 @@ def gen_table() -> str:
     for op in ext:
         L.append(f"        case MPYML_OP_{op.name}: return {op.kernel}_check(v);")
     L += ["        default: return MPYML_CHK_COUNT;", "    }", "}", "",
-          "void mpyml_op_eval_ext(const mpyml_op_view_t *v) {", "    switch (v->opcode) {"]
+          "int mpyml_op_eval_ext(const mpyml_op_view_t *v) {", "    switch (v->opcode) {"]
     for op in ext:
-        L.append(f"        case MPYML_OP_{op.name}: {op.kernel}_eval(v); break;")
-    L += ["        default: break;", "    }", "}", "",
+        if op.fails:
+            L.append(f"        case MPYML_OP_{op.name}: return {op.kernel}_eval(v);")
+        else:
+            L.append(f"        case MPYML_OP_{op.name}: {op.kernel}_eval(v); break;")
+    L += ["        default: break;", "    }", "    return 0;", "}", "",
           "const char *mpyml_op_name(int opcode) {", "    switch (opcode) {"]
     for op in spec.OPS:
         L.append(f'        case MPYML_OP_{op.name}: return "{op.name}";')

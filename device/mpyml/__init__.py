@@ -128,7 +128,7 @@ _QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 
 
 class Tensor:
-    """A model input or output: shape, dtype ('int8', 'uint8' or 'float32'), quantization and a zero-copy
+    """A model input or output: shape, dtype ('int8', 'uint8', 'float32', or 'int32' for integer inputs such as Embedding token ids), quantization and a zero-copy
     view of its arena bytes (`buffer`, raw little-endian bytes of the dtype; `size` = its byte count)."""
 
     def __init__(self, index, shape, scale, zero_point, buffer, ttype=1):
@@ -139,7 +139,7 @@ class Tensor:
         self.zero_point = zero_point
         self.buffer = buffer          # memoryview into the arena (raw bytes of dtype)
         self.size = len(buffer)
-        self.elements = len(buffer) // (4 if self.dtype == "float32" else (2 if self.dtype == "int16" else 1))
+        self.elements = len(buffer) // (4 if self.dtype in ("float32", "int32") else (2 if self.dtype == "int16" else 1))
 
     def quantize(self, values):
         """Write float values (any iterable) into the tensor: quantized (int8 / uint8, clamped) or, for a
@@ -151,6 +151,12 @@ class Tensor:
             for v in values:
                 if i < self.elements:
                     struct.pack_into("<f", buf, 4 * i, v)
+                i += 1
+        elif self.dtype == "int32":
+            # integer inputs (token ids of an Embedding / GATHER): stored as given, not quantized
+            for v in values:
+                if i < self.elements:
+                    struct.pack_into("<i", buf, 4 * i, int(v))
                 i += 1
         else:
             lo, hi = _QRANGE.get(self.dtype, (-128, 127))
@@ -186,11 +192,13 @@ class Tensor:
             return list(struct.unpack_from("<%df" % self.elements, self.buffer, 0))
         if self.dtype == "uint8":
             return list(self.buffer)
+        if self.dtype == "int32":
+            return list(struct.unpack_from("<%di" % self.elements, self.buffer, 0))
         return [b - 256 if b > 127 else b for b in self.buffer]
 
     def dequantize(self):
         """The tensor's values as a list of floats (a float32 tensor: its values)."""
-        if self.dtype == "float32":
+        if self.dtype == "float32" or (self.dtype == "int32" and not self.scale):
             return self.raw()
         s, zp = self.scale, self.zero_point
         return [(q - zp) * s for q in self.raw()]

@@ -11,8 +11,8 @@ OPERAND_BASE = const(200)
 
 # type code -> (name, element bytes)
 TYPES = (None, ('int8', 1), ('int32', 4), ('float32', 4), ('uint8', 1), ('int16', 2), ('int64', 8))
-OP_NAMES = ('?', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED', 'AVERAGE_POOL_2D', 'MAX_POOL_2D', 'ADD', 'RESHAPE', 'SOFTMAX', 'LUT', 'DEQUANTIZE', 'QUANTIZE_F32', 'MUL', 'MAXIMUM', 'MINIMUM', 'SUB', 'SQUARED_DIFFERENCE', 'PRELU', 'DIV', '?', '?', '?', '?', '?', '?', 'PAD', 'CONCATENATION', 'STRIDED_COPY', 'RESIZE_NEAREST', 'RESIZE_BILINEAR', 'WRITE_BOX', '?', '?', '?', '?', '?', '?', '?', '?', '?', '?', 'MEAN', 'SUM', 'REDUCE_MAX', 'ARG_MAX', 'TRANSPOSE_CONV', 'BATCH_MATMUL', '?', '?', 'SVDF', 'UNIDIRECTIONAL_SEQUENCE_LSTM', '?', '?', '?', '?', '?', '?', 'SPARSE_FULLY_CONNECTED', 'SPARSE_CONV_2D', '?', '?', '?', '?', '?', '?', 'DEPTHWISE_CONV_2D_INPLACE', 'CONV_2D_INPLACE')
-STATUS = ('ok', 'file truncated', 'not an mpyml model (bad magic)', 'unsupported format version', 'file size field does not match the buffer', 'CRC mismatch (file corrupted)', 'invalid header field', 'buffer not 4-byte aligned', 'invalid tensor record', 'unsupported op code', 'invalid op record', 'invalid input/output table', 'arena too small', 'model not prepared')
+OP_NAMES = ('?', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED', 'AVERAGE_POOL_2D', 'MAX_POOL_2D', 'ADD', 'RESHAPE', 'SOFTMAX', 'LUT', 'DEQUANTIZE', 'QUANTIZE_F32', 'MUL', 'MAXIMUM', 'MINIMUM', 'SUB', 'SQUARED_DIFFERENCE', 'PRELU', 'DIV', '?', '?', '?', '?', '?', '?', 'PAD', 'CONCATENATION', 'STRIDED_COPY', 'RESIZE_NEAREST', 'RESIZE_BILINEAR', 'WRITE_BOX', 'GATHER', '?', '?', '?', '?', '?', '?', '?', '?', '?', 'MEAN', 'SUM', 'REDUCE_MAX', 'ARG_MAX', 'TRANSPOSE_CONV', 'BATCH_MATMUL', '?', '?', 'SVDF', 'UNIDIRECTIONAL_SEQUENCE_LSTM', '?', '?', '?', '?', '?', '?', 'SPARSE_FULLY_CONNECTED', 'SPARSE_CONV_2D', '?', '?', '?', '?', '?', '?', 'DEPTHWISE_CONV_2D_INPLACE', 'CONV_2D_INPLACE')
+STATUS = ('ok', 'file truncated', 'not an mpyml model (bad magic)', 'unsupported format version', 'file size field does not match the buffer', 'CRC mismatch (file corrupted)', 'invalid header field', 'buffer not 4-byte aligned', 'invalid tensor record', 'unsupported op code', 'invalid op record', 'invalid input/output table', 'arena too small', 'model not prepared', 'an index input is out of range (GATHER): invoke stopped')
 # check code -> message
 CHECKS = {
     1: 'input must be an int8 tensor',
@@ -73,6 +73,8 @@ CHECKS = {
     85: 'sparse op: activation range needs act_min <= act_max',
     88: 'in-place conv: the scratch must be an int8 arena tensor of at least the bytes the variant needs (depthwise IH*IW+KH*KW, conv rows*IW*C) sharing no bytes with the input or output',
     89: 'in-place conv: the window of `rows` input rows is too short for the rows an output row reads or overwrites while a later one still reads them',
+    90: 'GATHER: need batch_dims <= axis < input rank, batch_dims <= indices rank, equal batch dims, output dims = input[:axis] + indices[batch_dims:] + input[axis+1:]',
+    91: "GATHER: output element type (and quantization) must be the input's",
     94: 'WRITE_BOX: the input placed at the offsets does not fit inside the output (4-D views: offset_i + input dim i <= output dim i)',
     95: "batch matmul: lhs and rhs need rank >= 2, batch dims that broadcast to the output's, equal depths (lhs cols / rhs rows after adj_x / adj_y), output [..., lhs rows, rhs cols]",
     96: 'batch matmul: accumulation depth must be <= 32768 (int32 sums)',
@@ -83,7 +85,7 @@ CHECKS = {
 #   the last), n_spec_in, core, param names,
 #   family index into FAMILIES: the viper kernels are in mpyml/viper_<family>.py,
 #   in_place_ok: a record flagged OPF_IN_PLACE may alias its output exactly onto an input)
-FAMILIES = ('core', 'elementwise', 'shape', 'reduce', 'recurrent', 'inplace', 'sparse')
+FAMILIES = ('core', 'elementwise', 'shape', 'reduce', 'recurrent', 'inplace', 'sparse', 'gather')
 OPS = {
     1: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0, 0),
     2: (5, 5, 1, 1, ((1, 1024), (1, 1024), (1, 1024), (1, 1024), (0, 1024), (0, 1024), (-127, 128), (-128, 127), (-128, 127), (-128, 127), (1, 1024), ), ((2, 2, 0, 0), (2, 1, 0, 0), (4, 1, 1, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 5, 1, ('stride_w', 'stride_h', 'dil_w', 'dil_h', 'pad_w', 'pad_h', 'input_offset', 'output_offset', 'act_min', 'act_max', 'depth_multiplier', ), 0, 0),
@@ -109,6 +111,7 @@ OPS = {
     28: (3, 3, 1, 1, (), ((62, 2, 0, 0), (4, 1, 0, 1), (4, 1, 0, 1), (62, 0, 0, 0), ), 3, 0, (), 2, 0),
     29: (3, 3, 1, 1, (), ((2, 2, 0, 0), (4, 1, 0, 1), (4, 1, 0, 1), (2, 0, 0, 0), ), 3, 0, (), 2, 0),
     30: (1, 1, 1, 1, ((0, 65535), (0, 65535), (0, 65535), (0, 65535), ), ((126, 0, 0, 0), (126, 0, 0, 0), ), 1, 0, ('offset0', 'offset1', 'offset2', 'offset3', ), 2, 0),
+    31: (2, 2, 1, 1, ((0, 3), (0, 3), ), ((62, 2, 0, 0), (36, 2, 0, 0), (62, 0, 0, 0), ), 2, 0, ('axis', 'batch_end', ), 7, 0),
     41: (1, 1, 1, 1, ((0, 15), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', 'input_zp', 'output_zp', 'mult', 'shift', ), 3, 0),
     42: (1, 1, 1, 1, ((0, 15), (-128, 127), (-128, 127), (0, 2147483647), (-31, 30), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', 'input_zp', 'output_zp', 'mult', 'shift', ), 3, 0),
     43: (1, 1, 1, 1, ((0, 15), ), ((2, 2, 0, 0), (2, 0, 0, 0), ), 1, 0, ('axis_mask', ), 3, 0),

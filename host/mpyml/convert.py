@@ -174,6 +174,11 @@ class LoadedModel:
     input_shape: tuple[int, ...]   # without the batch axis
     output_shape: tuple[int, ...]
     n_inputs: int = 1
+    input_dtype: str = "float32"   # "int32" / "int64" for integer inputs (Embedding token ids -> GATHER)
+
+    @property
+    def integer_input(self) -> bool:
+        return self.input_dtype.startswith(("int", "uint"))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         tf = import_tf()
@@ -181,10 +186,10 @@ class LoadedModel:
             fn = self.model.signatures["serving_default"]
             outs = []
             for i in range(0, len(x), 256):
-                r = fn(tf.constant(x[i:i + 256].astype(np.float32)))
+                r = fn(tf.constant(x[i:i + 256].astype(self.input_dtype)))
                 outs.append(np.asarray(next(iter(r.values()))))
             return np.concatenate(outs)
-        return np.asarray(self.model.predict(x.astype(np.float32), batch_size=256, verbose=0))
+        return np.asarray(self.model.predict(x.astype(self.input_dtype), batch_size=256, verbose=0))
 
 
 def _shape_wo_batch(shape: Any) -> tuple[int, ...]:
@@ -201,7 +206,13 @@ def _from_keras(model: Any, kind: str, path: str | None) -> LoadedModel:
         raise ConvertError(f"{path or 'model'}: {len(ins)} inputs / {len(model.outputs)} outputs: mpyml convert "
                            "takes single-input single-output models; convert others with TFLiteConverter and "
                            "`mpyml pack`")
-    return LoadedModel(kind, path, model, _shape_wo_batch(ins[0].shape), _shape_wo_batch(model.outputs[0].shape))
+    return LoadedModel(kind, path, model, _shape_wo_batch(ins[0].shape), _shape_wo_batch(model.outputs[0].shape),
+                       input_dtype=_dtype_name(ins[0].dtype))
+
+
+def _dtype_name(d: Any) -> str:
+    """numpy-style name of a Keras 3 (str) / tf_keras / TensorFlow (tf.DType) input dtype."""
+    return str(getattr(d, "name", d) or "float32")
 
 
 def load_model(model_or_path: Any) -> LoadedModel:
@@ -233,7 +244,8 @@ def load_model(model_or_path: Any) -> LoadedModel:
         if len(specs) != 1 or len(outs) != 1:
             raise ConvertError(f"{p}: {len(specs)} inputs / {len(outs)} outputs: mpyml convert takes "
                                "single-input single-output models")
-        return LoadedModel("saved_model", str(p), sm, _shape_wo_batch(specs[0].shape), _shape_wo_batch(outs[0].shape))
+        return LoadedModel("saved_model", str(p), sm, _shape_wo_batch(specs[0].shape), _shape_wo_batch(outs[0].shape),
+                           input_dtype=_dtype_name(specs[0].dtype))
     suffix = p.suffix.lower()
     if suffix == ".tflite":
         raise ConvertError(f"{p}: already a .tflite: pack it with `mpyml pack {p}` (convert takes the float Keras "
@@ -315,12 +327,17 @@ def _load_array(src: Any, what: str) -> np.ndarray:
     return np.asarray(src)
 
 
-def load_calibration(src: Any, input_shape: tuple[int, ...], what: str = "calibration data") -> np.ndarray:
-    """float32 samples (N, *input_shape) from an array, .npy / .npz or image folder; ConvertError on bad ones."""
+def load_calibration(src: Any, input_shape: tuple[int, ...], what: str = "calibration data",
+                     dtype: str = "float32") -> np.ndarray:
+    """float32 samples (N, *input_shape) from an array, .npy / .npz or image folder; ConvertError on bad ones.
+    A model with an integer input (`dtype` "int32": Embedding token ids) takes integer samples (or floats with
+    integral values), returned as that dtype."""
     if isinstance(src, (str, os.PathLike)) and Path(src).is_dir():
         return _load_images(Path(src), input_shape)
     a = _load_array(src, what)
     name = str(src) if isinstance(src, (str, os.PathLike)) else what
+    if dtype.startswith(("int", "uint")):
+        return _integer_samples(a, input_shape, name, what, dtype)
     if not np.issubdtype(a.dtype, np.floating):
         raise ConvertError(f"{name}: {what} is {a.dtype}; give float samples scaled as the model takes them "
                            "(e.g. x.astype('float32') / 255)")
@@ -336,6 +353,33 @@ def load_calibration(src: Any, input_shape: tuple[int, ...], what: str = "calibr
     if not np.all(np.isfinite(a)):
         raise ConvertError(f"{name}: {what} contains NaN or infinite values: clean the data")
     return a.astype(np.float32)
+
+
+def _integer_samples(a: np.ndarray, input_shape: tuple[int, ...], name: str, what: str, dtype: str) -> np.ndarray:
+    if not np.issubdtype(a.dtype, np.number) or (np.issubdtype(a.dtype, np.floating)
+                                                 and not np.all(np.isfinite(a) & (a == np.round(a)))):
+        raise ConvertError(f"{name}: the model's input is {dtype} (token ids, e.g. of an Embedding): give integer "
+                           f"{what}, e.g. real token sequences or np.random.randint(0, vocabulary, (N, ...))")
+    if a.ndim == len(input_shape) + 2 and a.shape[1] == 1:
+        a = a.reshape(a.shape[0], *a.shape[2:])
+    if a.ndim != len(input_shape) + 1 or not all(w in (-1, s) for w, s in zip(input_shape, a.shape[1:], strict=True)):
+        raise ConvertError(f"{name}: {what} has shape {a.shape}; the model takes "
+                           f"(N, {', '.join(map(str, input_shape))})")
+    if len(a) == 0:
+        raise ConvertError(f"{name}: {what} holds no samples: give at least one")
+    return a.astype(dtype)
+
+
+def random_tokens(lm: LoadedModel, n: int = 256, seed: int = 0) -> np.ndarray:
+    """Calibration for an integer-input model without data: random ids in 0..input_dim-1 of its first Embedding
+    layer (the range GATHER accepts). Real token sequences calibrate better; ConvertError without an Embedding."""
+    layers = getattr(lm.model, "layers", None) or []
+    emb = next((ly for ly in layers if type(ly).__name__ == "Embedding"), None)
+    if emb is None or any(d < 0 for d in lm.input_shape):
+        raise ConvertError("--calibration random needs a Keras model with an Embedding layer and a fixed input shape; "
+                           "give integer calibration samples instead")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, int(emb.input_dim), size=(n, *lm.input_shape)).astype(lm.input_dtype)
 
 
 @dataclass
@@ -395,7 +439,8 @@ def quantized_tflite(lm: LoadedModel, calibration: np.ndarray, io: str = "int8",
     def rep() -> Iterator[list[np.ndarray]]:
         for i in range(len(calibration)):
             advance(1)
-            yield [calibration[i:i + 1]]
+            # an integer input (Embedding ids) is calibrated with integers: the converter refuses floats there
+            yield [calibration[i:i + 1].astype(lm.input_dtype) if lm.integer_input else calibration[i:i + 1]]
 
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -454,7 +499,9 @@ def _all_tensors(it: Any, x: np.ndarray) -> dict[int, np.ndarray]:
     """Every tensor's value (dequantized) after one invoke of `it` on the float sample x."""
     d = it.get_input_details()[0]
     a = x
-    if d["dtype"] != np.float32:
+    if d["dtype"] != np.float32 and d["quantization"][0] == 0.0:
+        a = x.astype(d["dtype"])            # an unquantized integer input (token ids)
+    elif d["dtype"] != np.float32:
         s, z = d["quantization"]
         info = np.iinfo(d["dtype"])
         a = np.clip(np.round(x / s) + z, info.min, info.max).astype(d["dtype"])
@@ -568,6 +615,8 @@ def _score(t: Targets, out: np.ndarray) -> float:
 def _to_model_input(det: Any, x: np.ndarray) -> np.ndarray:
     if det.dtype == np.float32:
         return x.astype(np.float32).reshape(det.shape)
+    if det.dtype in (np.int32, np.int64) and not det.scale:
+        return x.astype(det.dtype).reshape(det.shape)     # token ids: not quantized
     return det.quantize(x)
 
 
@@ -747,12 +796,15 @@ def convert(model_or_path: Any, calibration: Any, *, output: str | os.PathLike[s
     lm = load_model(model_or_path)
     if any(d < 0 for d in lm.input_shape):
         pass   # dynamic dims are checked against the data only where fixed
-    cal = load_calibration(calibration, lm.input_shape)
+    if lm.integer_input and isinstance(calibration, str) and calibration == "random":
+        cal = random_tokens(lm)
+    else:
+        cal = load_calibration(calibration, lm.input_shape, dtype=lm.input_dtype)
     if max_calibration and len(cal) > max_calibration:
         cal = cal[:max_calibration]
     ex = et = None
     if eval_data is not None:
-        ex = load_calibration(eval_data[0], lm.input_shape, what="eval data")
+        ex = load_calibration(eval_data[0], lm.input_shape, what="eval data", dtype=lm.input_dtype)
         et = load_targets(eval_data[1], len(ex), lm.output_shape)
 
     with Progress(progress) as prog:
@@ -1044,7 +1096,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="Keras 3 .keras, legacy .h5 or SavedModel directory (float)")
     p.add_argument("-o", "--output", required=True, help="output .mpk")
     p.add_argument("--calibration", required=True, metavar="DATA",
-                   help=".npy / .npz float samples (N, H, W, C) or a folder of images (resized, [0, 1])")
+                   help=".npy / .npz float samples (N, H, W, C) or a folder of images (resized, [0, 1]); for a model "
+                        "with an integer input (Embedding): integer samples, or 'random' (ids in the Embedding's "
+                        "range)")
     p.add_argument("--eval", nargs=2, metavar=("X", "Y"),
                    help="evaluate on X (.npy) with labels / targets Y (.npy): float vs int8 vs device")
     p.add_argument("--io", choices=IO_TYPES, default="int8", help="model input/output type (default int8)")

@@ -23,7 +23,7 @@ from .spec import STATUS
 
 STATUS_NAMES = tuple(("MPYML_OK" if n == "OK" else f"MPYML_E_{n}") for n, _ in STATUS)
 (OK, E_TRUNCATED, E_MAGIC, E_VERSION, E_SIZE, E_CRC, E_HEADER, E_ALIGN, E_TENSOR, E_OPCODE, E_OP, E_IO,
- E_ARENA, E_CTX) = range(len(STATUS_NAMES))
+ E_ARENA, E_CTX, E_INDEX) = range(len(STATUS_NAMES))
 
 _HEADER = struct.Struct("<IHHIIIHHHHIIIIIIIII")
 _TENSOR = struct.Struct("<BBBB4HIIiII")

@@ -587,7 +587,8 @@ int mpyml_invoke(const mpyml_ctx_t *ctx, const uint8_t *model, size_t len, uint8
                     v.t[k] = idx[k] == MPYML_NO_TENSOR ? NULL : &ctx->tensors[idx[k]];
                     v.ptr[k] = tensor_ptr(ctx, arena, idx[k]);
                 }
-                mpyml_op_eval_ext(&v);
+                int st = mpyml_op_eval_ext(&v);
+                if (st != MPYML_OK) return st;      /* an index input out of range (GATHER) */
                 break;
             }
         }

@@ -54,6 +54,7 @@ typedef enum {
     MPYML_E_IO = 11,   /* invalid input/output table */
     MPYML_E_ARENA = 12,   /* arena too small */
     MPYML_E_CTX = 13,   /* model not prepared */
+    MPYML_E_INDEX = 14,   /* an index input is out of range (GATHER): invoke stopped */
     MPYML_E__COUNT
 } mpyml_status_t;
 
@@ -83,6 +84,7 @@ enum {
     MPYML_OP_RESIZE_NEAREST = 28,
     MPYML_OP_RESIZE_BILINEAR = 29,
     MPYML_OP_WRITE_BOX = 30,
+    MPYML_OP_GATHER = 31,
     MPYML_OP_MEAN = 41,
     MPYML_OP_SUM = 42,
     MPYML_OP_REDUCE_MAX = 43,
@@ -158,6 +160,8 @@ enum {
     MPYML_CHK_SP_ACT = 85,   /* sparse op: activation range needs act_min <= act_max */
     MPYML_CHK_IP_SCRATCH = 88,   /* in-place conv: the scratch must be an int8 arena tensor of at least the bytes the variant needs (depthwise IH*IW+KH*KW, conv rows*IW*C) sharing no bytes with the input or output */
     MPYML_CHK_IP_ROWS = 89,   /* in-place conv: the window of `rows` input rows is too short for the rows an output row reads or overwrites while a later one still reads them */
+    MPYML_CHK_GATHER_SHAPE = 90,   /* GATHER: need batch_dims <= axis < input rank, batch_dims <= indices rank, equal batch dims, output dims = input[:axis] + indices[batch_dims:] + input[axis+1:] */
+    MPYML_CHK_GATHER_TYPES = 91,   /* GATHER: output element type (and quantization) must be the input's */
     MPYML_CHK_BOX_BOUNDS = 94,   /* WRITE_BOX: the input placed at the offsets does not fit inside the output (4-D views: offset_i + input dim i <= output dim i) */
     MPYML_CHK_BMM_SHAPE = 95,   /* batch matmul: lhs and rhs need rank >= 2, batch dims that broadcast to the output's, equal depths (lhs cols / rhs rows after adj_x / adj_y), output [..., lhs rows, rhs cols] */
     MPYML_CHK_BMM_DEPTH = 96,   /* batch matmul: accumulation depth must be <= 32768 (int32 sums) */
@@ -335,6 +339,12 @@ typedef struct {
     int32_t offset2;   /* 0..65535 position of input element 0 along dim 2 of the output (4-D view) */
     int32_t offset3;   /* 0..65535 position of input element 0 along dim 3 of the output (4-D view) */
 } mpyml_write_box_params_t;
+#define MPYML_GATHER_NPARAMS 2
+/* GATHER: copies the input's slices named by indices along axis (TFLite reference_ops::Gather); an index out of range stops invoke with MPYML_E_INDEX */
+typedef struct {
+    int32_t axis;   /* 0..3 the gathered dim in the input's 4-D right-aligned view (TFLite axis + 4 - rank) */
+    int32_t batch_end;   /* 0..3 the input's 4-D view dims before it are batch dims shared with the indices (TFLite batch_dims + 4 - input rank), <= axis */
+} mpyml_gather_params_t;
 #define MPYML_MEAN_NPARAMS 5
 /* MEAN: int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc (always requantizes, even when input and output share their quantization) */
 typedef struct {

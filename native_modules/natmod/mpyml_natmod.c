@@ -83,6 +83,8 @@ static mp_obj_t fn_invoke(mp_obj_t model_in, mp_obj_t arena_in, mp_obj_t ctx_in)
         mp_raise_ValueError(MP_ERROR_TEXT("model buffer was not prepared with this ctx"));
     } else if (st == MPYML_E_ARENA) {
         mp_raise_ValueError(MP_ERROR_TEXT("arena smaller than the model's arena_size"));
+    } else if (st == MPYML_E_INDEX) {
+        mp_raise_ValueError(MP_ERROR_TEXT("GATHER index out of range (an int input outside the embedding table)"));
     } else if (st != MPYML_OK) {
         mp_raise_ValueError(MP_ERROR_TEXT("arena not 4-byte aligned"));
     }

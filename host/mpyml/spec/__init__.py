@@ -75,6 +75,7 @@ STATUS: list[tuple[str, str]] = [
     ("IO", "invalid input/output table"),
     ("ARENA", "arena too small"),
     ("CTX", "model not prepared"),
+    ("INDEX", "an index input is out of range (GATHER): invoke stopped"),
 ]
 STATUS_CODE = {name: i for i, (name, _) in enumerate(STATUS)}
 
@@ -198,6 +199,8 @@ class Op:
     family: str = ""                # set from the ops_<family>.py that declares it
     in_place_ok: bool = False       # the kernel reads element i of each same-shape input before writing element i
                                     # of the output: a record flagged IN_PLACE may alias output onto such an input
+    fails: bool = False             # <kernel>_eval returns an mpyml_status_t (0 = ok): it validates input VALUES
+                                    # (GATHER indices) at invoke and stops with that status
 
     @property
     def n_in_range(self) -> tuple[int, int]:
@@ -229,7 +232,7 @@ class Op:
 
 def _collect() -> list[Op]:
     out: list[Op] = []
-    for mod in (ops_core, ops_elementwise, ops_shape, ops_reduce, ops_recurrent, ops_inplace, ops_sparse):
+    for mod in (ops_core, ops_elementwise, ops_shape, ops_reduce, ops_recurrent, ops_inplace, ops_sparse, ops_gather):
         fam = mod.__name__.rsplit(".ops_", 1)[1]
         out.extend(replace(o, family=fam) for o in mod.OPS)
     codes = [o.code for o in out]
@@ -260,11 +263,11 @@ def check_params(opname: str, params: list[int]) -> None:
 
 
 # the op families (imported last: they use Op, Operand, Param, Check from above)
-from . import ops_core, ops_elementwise, ops_inplace, ops_recurrent, ops_reduce, ops_shape, ops_sparse  # noqa: E402,I001
+from . import ops_core, ops_elementwise, ops_gather, ops_inplace, ops_recurrent, ops_reduce, ops_shape, ops_sparse  # noqa: E402,I001
 
 OPS: list[Op] = _collect()
 OPS_BY_NAME: dict[str, Op] = {o.name: o for o in OPS}
 OPS_BY_CODE: dict[int, Op] = {o.code: o for o in OPS}
 OPCODES: dict[str, int] = {o.name: o.code for o in OPS}
 OP_NAMES: dict[int, str] = {o.code: o.name for o in OPS}
-FAMILIES: tuple[str, ...] = ("core", "elementwise", "shape", "reduce", "recurrent", "inplace", "sparse")
+FAMILIES: tuple[str, ...] = ("core", "elementwise", "shape", "reduce", "recurrent", "inplace", "sparse", "gather")

@@ -28,10 +28,18 @@
 #include "conv2d_dsp.h"
 #include "depthwise_dm1.h"      /* mpyml_dw_requant: the exact, cheap requantization */
 
+#if defined(__GNUC__)
+#define CONV_DSP_NOINLINE __attribute__((noinline))
+#define CONV_DSP_INLINE inline __attribute__((always_inline))
+#else
+#define CONV_DSP_NOINLINE
+#define CONV_DSP_INLINE inline
+#endif
+
 /* acc[0..3] = (pixel a, channel 0), (a, 1), (b, 0), (b, 1), each += the dot product of its pixel's column
  * with the channel's filter over `words` groups of 4 elements. The two columns are interleaved group by group
  * (c: 4 int16 of pixel a, then 4 of pixel b, per group), so one pointer and LDRD walk both. */
-static void conv_dsp_gemm(const int16_t *c, const int8_t *w0, const int8_t *w1, int32_t words, int32_t *acc)
+static CONV_DSP_INLINE void conv_dsp_gemm(const int16_t *c, const int8_t *w0, const int8_t *w1, int32_t words, int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
 #if !defined(MPYML_EMULATE_DSP)
@@ -262,12 +270,6 @@ static inline int32_t conv_dsp_mac(int32_t a, int32_t x, int32_t w)
     return (int32_t)((uint32_t)a + (uint32_t)(x * w));
 }
 
-#if defined(__GNUC__)
-#define CONV_DSP_NOINLINE __attribute__((noinline))
-#else
-#define CONV_DSP_NOINLINE
-#endif
-
 /* the lanes of v clamped to [lo, hi] lane by lane (both lanes' bounds equal; int16 lanes) */
 #if defined(__ARM_FEATURE_DSP) && !defined(MPYML_EMULATE_DSP)
 static inline uint32_t conv_dsp_pack_clamp(int32_t a, int32_t b, uint32_t lo2, uint32_t hi2)
@@ -296,9 +298,26 @@ static inline uint32_t conv_dsp_pack_clamp(int32_t a, int32_t b, uint32_t lo2, u
 }
 #endif
 
-/* requantize one channel's accumulators of both pixels (mpyml_dw_requant, the shift decoded once) */
+/* SaturatingRoundingDoublingHighMul(a, m) for |a| < 2^30 (m >= 0): (a m + 2^30) >> 31 = (2a m + 2^31) >> 32,
+ * which is SMMULR(2a, m), one instruction (2a fits int32) */
+#if defined(__ARM_FEATURE_DSP) && !defined(MPYML_EMULATE_DSP)
+static inline int32_t conv_dsp_srdhm_small(int32_t a, int32_t m)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a + a), "r"(m));
+    return r;
+}
+#else
+static inline int32_t conv_dsp_srdhm_small(int32_t a, int32_t m)
+{
+    return (int32_t)(((int64_t)(a + a) * m + ((int64_t)1 << 31)) >> 32);
+}
+#endif
+
+/* requantize one channel's accumulators of both pixels (mpyml_dw_requant, the shift decoded once); small:
+ * the layer's accumulators are known to stay below 2^30 after the left shift (conv_dsp_small) */
 static inline void conv_dsp_store2(const conv_dsp_job_t *j, int32_t a, int32_t b, int32_t m, int32_t s,
-    int8_t *oa, int8_t *ob)
+    int8_t *oa, int8_t *ob, int small)
 {
     int32_t va, vb;
     uint32_t v;
@@ -306,8 +325,13 @@ static inline void conv_dsp_store2(const conv_dsp_job_t *j, int32_t a, int32_t b
         a = mpyml_wrap_shl(a, (int)s);
         b = mpyml_wrap_shl(b, (int)s);
     }
-    va = mpyml_dw_srdhm_pos(a, m);
-    vb = mpyml_dw_srdhm_pos(b, m);
+    if (small) {
+        va = conv_dsp_srdhm_small(a, m);
+        vb = conv_dsp_srdhm_small(b, m);
+    } else {
+        va = mpyml_dw_srdhm_pos(a, m);
+        vb = mpyml_dw_srdhm_pos(b, m);
+    }
     if (s < 0) {
         const int e = (int)(-s - 1);
         va = (va + (va >> 31)) >> e;
@@ -325,7 +349,7 @@ static inline void conv_dsp_store2(const conv_dsp_job_t *j, int32_t a, int32_t b
 /* Every output channel of the two pixels whose interleaved columns are c: outputs oa[0 .. out_c - 1] and
  * oa[out_c .. 2 out_c - 1]. Channels go in pairs; an odd count recomputes channel out_c - 2 with the last.
  * Not inlined: only the channel index stays live across the GEMM, the rest is reloaded from j. */
-static CONV_DSP_NOINLINE void conv_dsp_channels(const conv_dsp_job_t *j, const int16_t *c, int8_t *oa)
+static CONV_DSP_INLINE void conv_dsp_channels_body(const conv_dsp_job_t *j, const int16_t *c, int8_t *oa, int small)
 {
     int32_t oc = 0;
     for (;;) {
@@ -352,8 +376,8 @@ static CONV_DSP_NOINLINE void conv_dsp_channels(const conv_dsp_job_t *j, const i
         {
             const int32_t out_c = j->out_c;
             int8_t *const o = oa + oc;
-            conv_dsp_store2(j, acc[0], acc[2], j->mult[oc], j->shift[oc], o, o + out_c);
-            conv_dsp_store2(j, acc[1], acc[3], j->mult[oc + 1], j->shift[oc + 1], o + 1, o + out_c + 1);
+            conv_dsp_store2(j, acc[0], acc[2], j->mult[oc], j->shift[oc], o, o + out_c, small);
+            conv_dsp_store2(j, acc[1], acc[3], j->mult[oc + 1], j->shift[oc + 1], o + 1, o + out_c + 1, small);
             oc += 2;
             if (oc >= out_c) {
                 break;
@@ -363,6 +387,33 @@ static CONV_DSP_NOINLINE void conv_dsp_channels(const conv_dsp_job_t *j, const i
             }
         }
     }
+}
+
+static CONV_DSP_NOINLINE void conv_dsp_channels(const conv_dsp_job_t *j, const int16_t *c, int8_t *oa)
+{
+    conv_dsp_channels_body(j, c, oa, 0);
+}
+
+static CONV_DSP_NOINLINE void conv_dsp_channels_small(const conv_dsp_job_t *j, const int16_t *c, int8_t *oa)
+{
+    conv_dsp_channels_body(j, c, oa, 1);
+}
+
+/* Whether every accumulator of the layer, shifted left by its channel's shift, stays below 2^30 in magnitude:
+ * |acc| <= |bias| + K * 255 * 128 (|x + off| <= 255, |w| <= 128). */
+static int conv_dsp_small(const conv_dsp_job_t *j)
+{
+    uint32_t maxb = 0;
+    int32_t maxl = 0, oc;
+    for (oc = 0; oc < j->out_c; oc++) {
+        if (j->bias) {
+            const int32_t b = j->bias[oc];
+            const uint32_t u = b < 0 ? 0u - (uint32_t)b : (uint32_t)b;
+            maxb = u > maxb ? u : maxb;
+        }
+        maxl = j->shift[oc] > maxl ? j->shift[oc] : maxl;
+    }
+    return maxb < (1u << 29) && maxb + (uint32_t)j->k_n * 32640u < ((1u << 30) >> maxl);
 }
 
 /* conv_dsp_channels for one pixel (column a of c): outputs o[0 .. out_c - 1]. */
@@ -415,6 +466,7 @@ int mpyml_conv2d_dsp(const mpyml_conv_params_t *p,
         && (out_s->h - 1) * p->stride_h < in_s->h && (out_s->w - 1) * p->stride_w < in_s->w;
     const uint32_t off2 = mpyml_dsp_off2(p->input_offset);
     int32_t i;
+    int small;
 
     if (k_n > MPYML_CONV_DSP_MAX_K || out_s->c < 2) {
         return 0;
@@ -436,6 +488,7 @@ int mpyml_conv2d_dsp(const mpyml_conv_params_t *p,
     j.oo = p->output_offset;
     j.lo2 = mpyml_dsp_off2(p->act_min);
     j.hi2 = mpyml_dsp_off2(p->act_max);
+    small = conv_dsp_small(&j);
     /* pixels in pairs; an odd count ends with one pixel alone */
     for (i = 0; i < n_pix; i += 2) {
         const int two = i + 1 < n_pix;
@@ -455,7 +508,11 @@ int mpyml_conv2d_dsp(const mpyml_conv_params_t *p,
             }
         }
         if (two) {
-            conv_dsp_channels(&j, buf.h, out + i * out_s->c);
+            if (small) {
+                conv_dsp_channels_small(&j, buf.h, out + i * out_s->c);
+            } else {
+                conv_dsp_channels(&j, buf.h, out + i * out_s->c);
+            }
         } else {
             conv_dsp_channels1(&j, buf.h, out + i * out_s->c);
         }

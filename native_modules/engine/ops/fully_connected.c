@@ -6,12 +6,14 @@
  * mpyml_fully_connected, the optimized entry point with identical output: four output rows are
  * accumulated per input load (one (x + input_offset) feeds four multiply-adds) with the per-row
  * pointers hoisted, the rows vectorized with SSE2 (x86-64) or SMLAD (Cortex-M4/M7: simd.h's helpers, on
- * the target fc_dsp_run4, 16 bytes per assembly pass). acc = sum(w * (x + input_offset)) in int32 (K <= 65536 cannot overflow), then
- * bias (wrapping add), MultiplyByQuantizedMultiplier, output offset and clamp, exactly as TFLite.
+ * the target fc_dsp_run4, 16 bytes per assembly pass). acc = sum(w * (x + input_offset)) in int32
+ * (K <= 65536 cannot overflow), then bias (wrapping add), MultiplyByQuantizedMultiplier (mpyml_dw_requant),
+ * output offset and clamp, exactly as TFLite.
  */
 #include "ops.h"
 #include "fixedpoint.h"
 #include "simd.h"
+#include "depthwise_dm1.h"   /* mpyml_dw_requant: mpyml_requant_pos without the rounding mask */
 #include "kernels_v6m.h"
 
 void mpyml_fully_connected_ref(const mpyml_fc_params_t *p, int32_t batches, int32_t in_depth,
@@ -41,7 +43,7 @@ void mpyml_fully_connected_ref(const mpyml_fc_params_t *p, int32_t batches, int3
 
 #if defined(MPYML_SIMD_DSP) && !defined(MPYML_EMULATE_DSP)
 /* mpyml_dsp_run4 with 16 input bytes per pass (the loop counter lives in memory: one load / store per 16
- * bytes instead of per 8) and the C loop of simd_dsp.h for the remaining whole words. */
+ * bytes instead of per 8), then simd_dsp.h's C word loop for the remaining whole words. */
 static int32_t fc_dsp_run4(const int8_t *x, const int8_t *w0, int32_t ws, int32_t n, uint32_t off2,
     int32_t *acc)
 {
@@ -92,11 +94,35 @@ static int32_t fc_dsp_run4(const int8_t *x, const int8_t *w0, int32_t ws, int32_
             : "cc", "memory");
     }
     done = n & ~15;
+    /* the remaining whole words in C (a second asm block in this function would leave GCC at -Os
+     * without enough registers) */
+    for (; done + 4 <= n; done += 4) {
+        const uint32_t xv = mpyml_dsp_ld32(x);
+        const uint32_t xe = mpyml_dsp_sxtab16(off2, xv), xo = mpyml_dsp_sxtab16_ror8(off2, xv);
+        uint32_t wv;
+        x += 4;
+        wv = mpyml_dsp_ld32(w0);
+        w0 += 4;
+        a0 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a0);
+        a0 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a0);
+        wv = mpyml_dsp_ld32(w1);
+        w1 += 4;
+        a1 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a1);
+        a1 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a1);
+        wv = mpyml_dsp_ld32(w2);
+        w2 += 4;
+        a2 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a2);
+        a2 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a2);
+        wv = mpyml_dsp_ld32(w3);
+        w3 += 4;
+        a3 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a3);
+        a3 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a3);
+    }
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
-    return done + mpyml_dsp_run4(x, w0, ws, n - done, off2, acc);
+    return done;
 }
 #define FC_DSP_RUN4 fc_dsp_run4
 #elif defined(MPYML_SIMD_DSP)
@@ -110,7 +136,7 @@ static inline int8_t fc_finish(const mpyml_fc_params_t *p, int32_t acc, const in
     if (bias) {
         acc = mpyml_wrap_add(acc, bias[oc]);
     }
-    return mpyml_requant_pos(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
+    return mpyml_dw_requant(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
 }
 
 void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t in_depth,

@@ -38,6 +38,8 @@ int mpyml_ew_sqdiff_check(const mpyml_op_view_t *v);
 void mpyml_ew_sqdiff_eval(const mpyml_op_view_t *v);
 int mpyml_ew_sub_check(const mpyml_op_view_t *v);
 void mpyml_ew_sub_eval(const mpyml_op_view_t *v);
+int mpyml_gather_check(const mpyml_op_view_t *v);
+int mpyml_gather_eval(const mpyml_op_view_t *v);
 int mpyml_lstm_check(const mpyml_op_view_t *v);
 void mpyml_lstm_eval(const mpyml_op_view_t *v);
 int mpyml_mean_check(const mpyml_op_view_t *v);
@@ -97,32 +99,33 @@ static const int32_t k_ranges[] = {
     0, 65535, 0, 65535, 0, 3, 0, 2147483647,
     -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647,
     0, 65535, 0, 65535, 0, 65535, 0, 65535,
-    0, 15, -128, 127, -128, 127, 0, 2147483647,
-    -31, 30, 0, 15, -128, 127, -128, 127,
-    0, 2147483647, -31, 30, 0, 15, 0, 3,
+    0, 3, 0, 3, 0, 15, -128, 127,
+    -128, 127, 0, 2147483647, -31, 30, 0, 15,
+    -128, 127, -128, 127, 0, 2147483647, -31, 30,
+    0, 15, 0, 3, 1, 1024, 1, 1024,
+    0, 1024, 0, 1024, -127, 128, -128, 127,
+    -128, 127, -128, 127, 0, 1, 0, 1,
+    -127, 128, -127, 128, -128, 127, 0, 2147483647,
+    -31, 30, 1, 1024, -127, 128, -32768, 32767,
+    -128, 127, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 1, -127, 128, -127, 128,
+    -128, 127, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
+    -31, 30, 0, 2147483647, -31, 30, 0, 32767,
+    1, 49152, 0, 31, -127, 128, -128, 127,
+    -128, 127, -128, 127, 1, 1024, 1, 1024,
+    1, 1024, 1, 1024, 0, 1024, 0, 1024,
+    1, 1024, 1, 1024, -127, 128, -128, 127,
+    -128, 127, -128, 127, 1, 1024, 1, 1024,
     1, 1024, 1, 1024, 0, 1024, 0, 1024,
     -127, 128, -128, 127, -128, 127, -128, 127,
-    0, 1, 0, 1, -127, 128, -127, 128,
-    -128, 127, 0, 2147483647, -31, 30, 1, 1024,
-    -127, 128, -32768, 32767, -128, 127, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 1,
-    -127, 128, -127, 128, -128, 127, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 32767, 1, 49152, 0, 31,
-    -127, 128, -128, 127, -128, 127, -128, 127,
-    1, 1024, 1, 1024, 1, 1024, 1, 1024,
-    0, 1024, 0, 1024, 1, 1024, 1, 1024,
-    -127, 128, -128, 127, -128, 127, -128, 127,
-    1, 1024, 1, 1024, 1, 1024, 1, 1024,
-    0, 1024, 0, 1024, -127, 128, -128, 127,
-    -128, 127, -128, 127, 1, 1, 1, 1024,
-    1, 1024, 1, 1024, 1, 1024, 0, 1024,
-    0, 1024, -127, 128, -128, 127, -128, 127,
-    -128, 127, 1, 1, 1, 65535,
+    1, 1, 1, 1024, 1, 1024, 1, 1024,
+    1, 1024, 0, 1024, 0, 1024, -127, 128,
+    -128, 127, -128, 127, -128, 127, 1, 1,
+    1, 65535,
 };
 
 /* (type mask, storage 0 arena / 1 const / 2 any, optional, trusted) of every operand */
@@ -146,25 +149,26 @@ static const uint8_t k_operands[] = {
     126, 0, 0, 0, 126, 2, 0, 0, 126, 0, 0, 0, 62, 2, 0, 0,
     4, 1, 0, 1, 4, 1, 0, 1, 62, 0, 0, 0, 2, 2, 0, 0,
     4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 126, 0, 0, 0,
-    126, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
-    2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0,
-    68, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0,
-    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0,
-    2, 2, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0,
-    32, 1, 0, 0, 4, 1, 1, 0, 2, 0, 0, 0, 32, 0, 0, 0,
-    4, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0,
+    126, 0, 0, 0, 62, 2, 0, 0, 36, 2, 0, 0, 62, 0, 0, 0,
+    2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 2, 0, 0, 0,
+    2, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0, 0, 68, 0, 0, 0,
+    2, 2, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1,
+    4, 1, 0, 1, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0,
+    2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 32, 1, 0, 0,
+    4, 1, 1, 0, 2, 0, 0, 0, 32, 0, 0, 0, 4, 0, 0, 0,
+    4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
     2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0,
-    2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 4, 1, 0, 0,
-    4, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0,
-    2, 0, 0, 0, 32, 0, 0, 0, 32, 0, 0, 0, 2, 2, 0, 0,
+    2, 1, 0, 0, 2, 1, 0, 0, 4, 1, 0, 0, 4, 1, 0, 0,
+    4, 1, 0, 0, 4, 1, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,
+    32, 0, 0, 0, 32, 0, 0, 0, 2, 2, 0, 0, 2, 1, 0, 0,
+    50, 1, 0, 1, 4, 1, 0, 1, 4, 1, 1, 0, 4, 1, 0, 1,
+    4, 1, 0, 1, 2, 0, 0, 0, 4, 0, 0, 0, 2, 2, 0, 0,
     2, 1, 0, 0, 50, 1, 0, 1, 4, 1, 0, 1, 4, 1, 1, 0,
     4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 4, 0, 0, 0,
-    2, 2, 0, 0, 2, 1, 0, 0, 50, 1, 0, 1, 4, 1, 0, 1,
-    4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0,
-    4, 0, 0, 0, 2, 0, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0,
-    4, 1, 0, 1, 4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0,
     2, 0, 0, 0, 2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1,
-    4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0,
+    4, 1, 0, 1, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,
+    2, 1, 0, 0, 4, 1, 1, 0, 4, 1, 0, 1, 4, 1, 0, 1,
+    2, 0, 0, 0, 2, 0, 0, 0,
 };
 
 int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
@@ -193,18 +197,19 @@ int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
         case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 116; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
         case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 116; d->operands = 71; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
         case MPYML_OP_WRITE_BOX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 4; d->ranges = 116; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 120; d->operands = 77; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 125; d->operands = 79; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 130; d->operands = 81; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 131; d->operands = 83; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 132; d->operands = 85; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_BATCH_MATMUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 140; d->operands = 91; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 147; d->operands = 94; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 155; d->operands = 102; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SPARSE_FULLY_CONNECTED: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 4; d->ranges = 184; d->operands = 119; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SPARSE_CONV_2D: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 12; d->ranges = 188; d->operands = 128; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 200; d->operands = 137; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
-        case MPYML_OP_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 211; d->operands = 144; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_GATHER: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 2; d->ranges = 120; d->operands = 77; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 122; d->operands = 80; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 127; d->operands = 82; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 132; d->operands = 84; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 133; d->operands = 86; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 134; d->operands = 88; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_BATCH_MATMUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 142; d->operands = 94; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 149; d->operands = 97; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 157; d->operands = 105; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_FULLY_CONNECTED: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 4; d->ranges = 186; d->operands = 122; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_CONV_2D: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 12; d->ranges = 190; d->operands = 131; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 202; d->operands = 140; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 213; d->operands = 147; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
         default: return 0;
     }
 }
@@ -239,6 +244,7 @@ int mpyml_op_check_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_RESIZE_NEAREST: return mpyml_resize_nearest_check(v);
         case MPYML_OP_RESIZE_BILINEAR: return mpyml_resize_bilinear_check(v);
         case MPYML_OP_WRITE_BOX: return mpyml_write_box_check(v);
+        case MPYML_OP_GATHER: return mpyml_gather_check(v);
         case MPYML_OP_MEAN: return mpyml_mean_check(v);
         case MPYML_OP_SUM: return mpyml_sum_check(v);
         case MPYML_OP_REDUCE_MAX: return mpyml_reduce_max_check(v);
@@ -255,7 +261,7 @@ int mpyml_op_check_ext(const mpyml_op_view_t *v) {
     }
 }
 
-void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
+int mpyml_op_eval_ext(const mpyml_op_view_t *v) {
     switch (v->opcode) {
         case MPYML_OP_LUT: mpyml_ew_lut_eval(v); break;
         case MPYML_OP_DEQUANTIZE: mpyml_ew_dequantize_eval(v); break;
@@ -273,6 +279,7 @@ void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_RESIZE_NEAREST: mpyml_resize_nearest_eval(v); break;
         case MPYML_OP_RESIZE_BILINEAR: mpyml_resize_bilinear_eval(v); break;
         case MPYML_OP_WRITE_BOX: mpyml_write_box_eval(v); break;
+        case MPYML_OP_GATHER: return mpyml_gather_eval(v);
         case MPYML_OP_MEAN: mpyml_mean_eval(v); break;
         case MPYML_OP_SUM: mpyml_sum_eval(v); break;
         case MPYML_OP_REDUCE_MAX: mpyml_reduce_max_eval(v); break;
@@ -287,6 +294,7 @@ void mpyml_op_eval_ext(const mpyml_op_view_t *v) {
         case MPYML_OP_CONV_2D_INPLACE: mpyml_conv2d_inplace_eval(v); break;
         default: break;
     }
+    return 0;
 }
 
 const char *mpyml_op_name(int opcode) {
@@ -315,6 +323,7 @@ const char *mpyml_op_name(int opcode) {
         case MPYML_OP_RESIZE_NEAREST: return "RESIZE_NEAREST";
         case MPYML_OP_RESIZE_BILINEAR: return "RESIZE_BILINEAR";
         case MPYML_OP_WRITE_BOX: return "WRITE_BOX";
+        case MPYML_OP_GATHER: return "GATHER";
         case MPYML_OP_MEAN: return "MEAN";
         case MPYML_OP_SUM: return "SUM";
         case MPYML_OP_REDUCE_MAX: return "REDUCE_MAX";
@@ -347,6 +356,7 @@ const char *mpyml_status_str(int status) {
         case 11: return "invalid input/output table";
         case 12: return "arena too small";
         case 13: return "model not prepared";
+        case 14: return "an index input is out of range (GATHER): invoke stopped";
         default: return "unknown error";
     }
 }

@@ -28,6 +28,6 @@ int mpyml_op_info(int opcode, mpyml_op_info_t *d);
 void mpyml_op_param_range(const mpyml_op_info_t *d, int i, int32_t *lo, int32_t *hi);
 void mpyml_op_operand_rule(const mpyml_op_info_t *d, int k, int n_in, mpyml_operand_rule_t *r);
 int mpyml_op_check_ext(const mpyml_op_view_t *v);
-void mpyml_op_eval_ext(const mpyml_op_view_t *v);
+int mpyml_op_eval_ext(const mpyml_op_view_t *v);   /* 0, or an mpyml_status_t (ops with fails=True) */
 
 #endif /* MPYML_OP_TABLE_H */
