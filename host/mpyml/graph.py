@@ -1098,11 +1098,47 @@ def _fold_lut(g: _Graph, notes: list[str]) -> bool:
         return True
     return False
 
+# ------------------------------------------------------------------ Keras 3 Embedding: negative-index wrap
+
+def _take_wrap(g: _Graph, notes: list[str]) -> bool:
+    """GATHER(params, SELECT_V2(LESS(i, 0), ADD(i, N), i)) with N = params.dims[axis] (Keras 3 ops.take, so
+    Embedding, wraps negative ids) -> GATHER(params, i) with option mpymlWrapNegative: the engine's GATHER adds N
+    to a negative index itself (then refuses what is still outside 0..N-1, as TFLite's GATHER does)."""
+    from .lower.gather import WRAP_OPTION
+    for op in g.ops:
+        if op.op != "GATHER" or len(op.inputs) < 2 or op.options.get(WRAP_OPTION):
+            continue
+        s = g.producer(op.inputs[1])
+        if s is None or s.op != "SELECT_V2" or len(s.inputs) != 3 or g.sole_consumer(s.outputs[0]) is not op:
+            continue
+        c, a, i = (g.producer(s.inputs[0]), g.producer(s.inputs[1]), s.inputs[2])
+        if c is None or a is None or c.op != "LESS" or a.op != "ADD" or a.options.get("fusedActivationFunction", 0):
+            continue
+        zero = g.const(c.inputs[1]) if c.inputs[0] == i else None
+        n_in = [t for t in a.inputs if t != i]
+        if zero is None or zero.size != 1 or int(zero.reshape(-1)[0]) != 0 or i not in a.inputs or len(n_in) != 1:
+            continue
+        n = g.const(n_in[0])
+        x = g.t(op.inputs[0])
+        axis = int(op.options.get("axis", 0))
+        axis += len(x.shape) if axis < 0 else 0
+        if n is None or n.size != 1 or not 0 <= axis < len(x.shape) or int(n.reshape(-1)[0]) != int(x.shape[axis]):
+            continue
+        if g.t(i).dtype not in ("INT32", "INT16") or g.t(s.outputs[0]).shape != g.t(i).shape:
+            continue
+        op.inputs = [op.inputs[0], i, *op.inputs[2:]]
+        op.options = {**op.options, WRAP_OPTION: True}
+        op.orig = c.orig + a.orig + s.orig + op.orig
+        notes.append(f"fused Keras' negative-index wrap LESS/ADD/SELECT_V2 into GATHER ({_ops_text(op.orig)})")
+        return True
+    return False
+
+
 # ------------------------------------------------------------------ entry points
 
 # the pattern passes run before _identities, which would merge the RESHAPEs they match
 _PASSES = (_fold_constants, _expand_squeeze, _dilated, _upsample, _upsample_chain, _pad_into_conv, _identities,
-           _fuse_relu, _fold_lut)
+           _fuse_relu, _fold_lut, _take_wrap)
 
 
 def cleanup(model: TFLiteModel) -> tuple[TFLiteModel, list[str]]:

@@ -339,11 +339,12 @@ typedef struct {
     int32_t offset2;   /* 0..65535 position of input element 0 along dim 2 of the output (4-D view) */
     int32_t offset3;   /* 0..65535 position of input element 0 along dim 3 of the output (4-D view) */
 } mpyml_write_box_params_t;
-#define MPYML_GATHER_NPARAMS 2
+#define MPYML_GATHER_NPARAMS 3
 /* GATHER: copies the input's slices named by indices along axis (TFLite reference_ops::Gather); an index out of range stops invoke with MPYML_E_INDEX */
 typedef struct {
     int32_t axis;   /* 0..3 the gathered dim in the input's 4-D right-aligned view (TFLite axis + 4 - rank) */
     int32_t batch_end;   /* 0..3 the input's 4-D view dims before it are batch dims shared with the indices (TFLite batch_dims + 4 - input rank), <= axis */
+    int32_t wrap;   /* 0..1 1: a negative index i reads i + dims[axis] (Keras 3 Embedding / ops.take: the LESS / ADD / SELECT_V2 it emits before GATHER, fused by graph.cleanup) */
 } mpyml_gather_params_t;
 #define MPYML_MEAN_NPARAMS 5
 /* MEAN: int8 mean over the axes of axis_mask, as TFLM's reduce_common.cc (always requantizes, even when input and output share their quantization) */

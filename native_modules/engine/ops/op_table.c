@@ -99,33 +99,33 @@ static const int32_t k_ranges[] = {
     0, 65535, 0, 65535, 0, 3, 0, 2147483647,
     -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647, -2147483647, 2147483647,
     0, 65535, 0, 65535, 0, 65535, 0, 65535,
-    0, 3, 0, 3, 0, 15, -128, 127,
-    -128, 127, 0, 2147483647, -31, 30, 0, 15,
+    0, 3, 0, 3, 0, 1, 0, 15,
     -128, 127, -128, 127, 0, 2147483647, -31, 30,
-    0, 15, 0, 3, 1, 1024, 1, 1024,
-    0, 1024, 0, 1024, -127, 128, -128, 127,
-    -128, 127, -128, 127, 0, 1, 0, 1,
-    -127, 128, -127, 128, -128, 127, 0, 2147483647,
-    -31, 30, 1, 1024, -127, 128, -32768, 32767,
-    -128, 127, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 1, -127, 128, -127, 128,
-    -128, 127, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 2147483647,
-    -31, 30, 0, 2147483647, -31, 30, 0, 32767,
-    1, 49152, 0, 31, -127, 128, -128, 127,
-    -128, 127, -128, 127, 1, 1024, 1, 1024,
-    1, 1024, 1, 1024, 0, 1024, 0, 1024,
-    1, 1024, 1, 1024, -127, 128, -128, 127,
-    -128, 127, -128, 127, 1, 1024, 1, 1024,
+    0, 15, -128, 127, -128, 127, 0, 2147483647,
+    -31, 30, 0, 15, 0, 3, 1, 1024,
+    1, 1024, 0, 1024, 0, 1024, -127, 128,
+    -128, 127, -128, 127, -128, 127, 0, 1,
+    0, 1, -127, 128, -127, 128, -128, 127,
+    0, 2147483647, -31, 30, 1, 1024, -127, 128,
+    -32768, 32767, -128, 127, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 1, -127, 128,
+    -127, 128, -128, 127, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 2147483647, -31, 30, 0, 2147483647, -31, 30,
+    0, 32767, 1, 49152, 0, 31, -127, 128,
+    -128, 127, -128, 127, -128, 127, 1, 1024,
+    1, 1024, 1, 1024, 1, 1024, 0, 1024,
+    0, 1024, 1, 1024, 1, 1024, -127, 128,
+    -128, 127, -128, 127, -128, 127, 1, 1024,
+    1, 1024, 1, 1024, 1, 1024, 0, 1024,
+    0, 1024, -127, 128, -128, 127, -128, 127,
+    -128, 127, 1, 1, 1, 1024, 1, 1024,
     1, 1024, 1, 1024, 0, 1024, 0, 1024,
     -127, 128, -128, 127, -128, 127, -128, 127,
-    1, 1, 1, 1024, 1, 1024, 1, 1024,
-    1, 1024, 0, 1024, 0, 1024, -127, 128,
-    -128, 127, -128, 127, -128, 127, 1, 1,
-    1, 65535,
+    1, 1, 1, 65535,
 };
 
 /* (type mask, storage 0 arena / 1 const / 2 any, optional, trusted) of every operand */
@@ -197,19 +197,19 @@ int mpyml_op_info(int opcode, mpyml_op_info_t *d) {
         case MPYML_OP_RESIZE_NEAREST: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 116; d->operands = 67; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
         case MPYML_OP_RESIZE_BILINEAR: d->min_in = 3; d->max_in = 3; d->min_out = 1; d->max_out = 1; d->n_params = 0; d->ranges = 116; d->operands = 71; d->n_spec_in = 3; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
         case MPYML_OP_WRITE_BOX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 4; d->ranges = 116; d->operands = 75; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_GATHER: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 2; d->ranges = 120; d->operands = 77; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 122; d->operands = 80; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 127; d->operands = 82; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 132; d->operands = 84; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 133; d->operands = 86; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 134; d->operands = 88; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_BATCH_MATMUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 142; d->operands = 94; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 149; d->operands = 97; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 157; d->operands = 105; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SPARSE_FULLY_CONNECTED: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 4; d->ranges = 186; d->operands = 122; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_SPARSE_CONV_2D: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 12; d->ranges = 190; d->operands = 131; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
-        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 202; d->operands = 140; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
-        case MPYML_OP_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 213; d->operands = 147; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_GATHER: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 3; d->ranges = 120; d->operands = 77; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_MEAN: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 123; d->operands = 80; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SUM: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 5; d->ranges = 128; d->operands = 82; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_REDUCE_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 133; d->operands = 84; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_ARG_MAX: d->min_in = 1; d->max_in = 1; d->min_out = 1; d->max_out = 1; d->n_params = 1; d->ranges = 134; d->operands = 86; d->n_spec_in = 1; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_TRANSPOSE_CONV: d->min_in = 5; d->max_in = 5; d->min_out = 1; d->max_out = 1; d->n_params = 8; d->ranges = 135; d->operands = 88; d->n_spec_in = 5; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_BATCH_MATMUL: d->min_in = 2; d->max_in = 2; d->min_out = 1; d->max_out = 1; d->n_params = 7; d->ranges = 143; d->operands = 94; d->n_spec_in = 2; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SVDF: d->min_in = 4; d->max_in = 4; d->min_out = 4; d->max_out = 4; d->n_params = 8; d->ranges = 150; d->operands = 97; d->n_spec_in = 4; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_UNIDIRECTIONAL_SEQUENCE_LSTM: d->min_in = 13; d->max_in = 13; d->min_out = 4; d->max_out = 4; d->n_params = 29; d->ranges = 158; d->operands = 105; d->n_spec_in = 13; d->n_spec_out = 4; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_FULLY_CONNECTED: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 4; d->ranges = 187; d->operands = 122; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_SPARSE_CONV_2D: d->min_in = 7; d->max_in = 7; d->min_out = 2; d->max_out = 2; d->n_params = 12; d->ranges = 191; d->operands = 131; d->n_spec_in = 7; d->n_spec_out = 2; d->core = 0; d->in_place_ok = 0; return 1;
+        case MPYML_OP_DEPTHWISE_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 11; d->ranges = 203; d->operands = 140; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
+        case MPYML_OP_CONV_2D_INPLACE: d->min_in = 6; d->max_in = 6; d->min_out = 1; d->max_out = 1; d->n_params = 12; d->ranges = 214; d->operands = 147; d->n_spec_in = 6; d->n_spec_out = 1; d->core = 0; d->in_place_ok = 1; return 1;
         default: return 0;
     }
 }
