@@ -373,6 +373,9 @@ def check_one(arch: Arch, tfl: bytes, samples: int, viper: bool) -> dict[str, An
         return res
     res["packed"] = True
     ref = reference_runner(tfl) if "TILE" not in ops else None
+    if "SELECT_V2" in ops:      # Keras 3 Embedding's int32 index wrap: tflite-micro's SELECT_V2 has no int32 kernel
+        from mpyml.tflm import TfliteRefRunner
+        ref = TfliteRefRunner(tfl)
     det = (ref or reference_runner(_tile_free(tfl))).input_details()[0]
     xs = _data(arch, 7, samples)
     ins = [det.quantize(x[None]) if det.dtype != np.float32 and det.dtype != np.int32 else

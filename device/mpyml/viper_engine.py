@@ -22,6 +22,9 @@
 #  - ptr32 loads are zero-extended on 64-bit: signed fields are read as (v ^ S) - S.
 #  - The first three locals of a viper function live in registers: kernels take the pointers of
 #    their hottest loop as the first parameters.
+#  - viper evaluates like a stack machine and spills pending operands to the stack: hot sums put the
+#    loads first and the accumulator last (a = (w[i] ^ 128) * xv + a, not a += xv * (w[i] ^ 128)),
+#    and hot loops index pointers with constants (p[0], p[1], then p = ptr8(int(p) + 4)).
 import struct
 
 import micropython
@@ -872,7 +875,8 @@ def _run_family(opc, model, arena, ctx):
 @micropython.viper
 def _k_pw(x: ptr8, w: ptr8, i: int, ctx, arena):
     # CONV_2D with a 1x1 filter whose windows all lie inside the input (no padding): _k_conv without the
-    # window clipping; the weight rows of four output channels are walked with one pointer each.
+    # window clipping. Four output channels a pass, four inputs each: the weight rows are read at constant
+    # offsets from one walking pointer (w, w + in_c, ...), which viper compiles to single loads.
     a0 = 0
     a1 = 0
     a2 = 0

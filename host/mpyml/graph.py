@@ -837,6 +837,53 @@ def _upsample(g: _Graph, notes: list[str]) -> bool:
     return False
 
 
+def _split_concat_repeat(g: _Graph, notes: list[str]) -> bool:
+    """tf-keras UpSampling1D/2D: SPLIT of x into its T slices along an axis, CONCATENATION of s0 x k, s1 x k, ...
+    along the same axis (2T or more inputs: one copy per slice plus a concat in groups of 31) -> one
+    RESIZE_NEAREST_NEIGHBOR (rank 3: between RESHAPEs to [n, T, 1, c]) where TFLite's nearest-neighbour rule is
+    exactly that repeat (_nearest_is_repeat)."""
+    for c in g.ops:
+        if c.op != "CONCATENATION" or c.options.get("fusedActivationFunction", 0) or len(c.inputs) < 2:
+            continue
+        sp = g.producer(c.inputs[0])
+        if sp is None or sp.op != "SPLIT" or len(sp.inputs) != 2:
+            continue
+        ax_c, x_i, y_i = g.const(sp.inputs[0]), sp.inputs[1], c.outputs[0]
+        x, y = g.t(x_i), g.t(y_i)
+        rank = len(x.shape)
+        if ax_c is None or ax_c.size != 1 or rank not in (3, 4) or len(y.shape) != rank or not _same_quant(x, y):
+            continue
+        axis = _axis(int(ax_c.reshape(-1)[0]), rank)
+        n_parts = len(sp.outputs)
+        if axis != _axis(int(c.options.get("axis", 0)), rank) or n_parts != x.shape[axis] or axis not in (1, 2) \
+                or (rank == 3 and axis != 1) or len(c.inputs) % n_parts:
+            continue
+        k = len(c.inputs) // n_parts
+        if c.inputs != [o for o in sp.outputs for _ in range(k)] or k < 2 or not _nearest_is_repeat(n_parts, k):
+            continue
+        if any(g.is_graph_io(o) or any(u is not c for u in g.consumers(o)) for o in sp.outputs):
+            continue
+        idx = sorted(set(sp.orig + c.orig))
+        if rank == 4:
+            h, w = x.shape[1], x.shape[2]
+            size = g.const_i32(f"{y.name}/size", (h * k, w) if axis == 1 else (h, w * k))
+            new_ops = [_Op("RESIZE_NEAREST_NEIGHBOR", 2, [x_i, size], [y_i],
+                           {"alignCorners": False, "halfPixelCenters": False}, idx)]
+        else:
+            x4 = g.new_tensor(f"{x.name}/4d", (x.shape[0], n_parts, 1, x.shape[2]), like=x)
+            y4 = g.new_tensor(f"{y.name}/4d", (x.shape[0], n_parts * k, 1, x.shape[2]), like=y)
+            size = g.const_i32(f"{y.name}/size", (n_parts * k, 1))
+            new_ops = [_Op("RESHAPE", 1, [x_i, g.const_i32(f"{x.name}/4d/shape", g.t(x4).shape)], [x4], {}, idx[:1]),
+                       _Op("RESIZE_NEAREST_NEIGHBOR", 2, [x4, size], [y4],
+                           {"alignCorners": False, "halfPixelCenters": False}, idx),
+                       _Op("RESHAPE", 1, [y4, g.const_i32(f"{y.name}/shape", y.shape)], [y_i], {}, idx[-1:])]
+        g.replace([sp, c], new_ops)
+        notes.append(f"replaced SPLIT→CONCATENATION ({_ops_text(idx)}: each of {n_parts} slices ×{k}, as tf-keras "
+                     f"lowers UpSampling) by RESIZE_NEAREST_NEIGHBOR {_shape_text(x.shape)}→{_shape_text(y.shape)}")
+        return True
+    return False
+
+
 # Keras 3 UpSampling2D with a fixed batch: RESHAPE to rank 5/6 -> TILE (or BROADCAST_TO) -> RESHAPE ... with the
 # merge of one axis and the split of the next in one RESHAPE. Matched by what the chain does to element
 # indices: it must move them exactly as RESIZE_NEAREST_NEIGHBOR (TFLite GetNearestNeighbor) does.
@@ -1033,8 +1080,54 @@ def _lut_chain(g: _Graph, d: _Op) -> list[_Op] | None:
         cur = c.outputs[0]
 
 
-def _lut_table(g: _Graph, chain: list[_Op]) -> np.ndarray | None:
-    """The chain run by tflite-micro on the 256 input values, in table order (entry b: input byte b)."""
+def _lut_island(g: _Graph, q: _Op) -> tuple[list[_Op], int] | None:
+    """The elementwise ops (float ones between DEQUANTIZEs and QUANTIZE q, int8 unary ones before them) whose
+    only non-constant source is ONE byte tensor x of q's shape: (ops in graph order, x). E.g. max(|h|, h^2) of
+    tf.math in Lambda layers: DEQUANTIZE(h), ABS(h) -> DEQUANTIZE, SQUARE, MAXIMUM, QUANTIZE. Each output element
+    is then a function of the same element of x alone: one int8 table. Intermediate tensors are read by the
+    island only; constants must be scalars."""
+    y = g.t(q.outputs[0])
+    if q.op != "QUANTIZE" or len(q.outputs) != 1 or not _per_tensor_byte(y):
+        return None
+    island: dict[int, _Op] = {id(q): q}
+    leaves: set[int] = set()
+    seen: set[int] = set()
+    stack = [i for i in q.inputs if i >= 0]
+    while stack:
+        ti = stack.pop()
+        if ti in seen:
+            continue
+        seen.add(ti)
+        t = g.t(ti)
+        if t.data is not None:
+            if t.dtype != "FLOAT32" or np.asarray(t.data).size != 1:
+                return None
+            continue
+        p = g.producer(ti)
+        if p is None or len(p.outputs) != 1 or t.shape != y.shape or g.is_graph_io(ti) or \
+                p.op not in _LUT_UNARY | _LUT_BINARY | {"DEQUANTIZE", "QUANTIZE"}:
+            leaves.add(ti)
+            continue
+        island[id(p)] = p
+        stack.extend(i for i in p.inputs if i >= 0)
+    if len(leaves) != 1 or len(island) < 3:
+        return None
+    xi = next(iter(leaves))
+    if not _per_tensor_byte(g.t(xi)) or g.t(xi).shape != y.shape:
+        return None
+    ops = [o for o in g.ops if id(o) in island]
+    if not any(g.t(o.outputs[0]).dtype == "FLOAT32" for o in ops):
+        return None                           # all int8 already: nothing to fold
+    for o in ops:
+        if o is not q and (g.is_graph_io(o.outputs[0])
+                           or any(id(c) not in island for c in g.consumers(o.outputs[0]))):
+            return None
+    return ops, xi
+
+
+def _lut_table(g: _Graph, chain: list[_Op], x_in: int | None = None) -> np.ndarray | None:
+    """The chain run by tflite-micro on the 256 input values, in table order (entry b: input byte b); the chain's
+    source is x_in (default: the first op's input 0)."""
     from .tflite_write import write_tflite
     from .tflm import TflmRunner, capture_fd_output
 
@@ -1052,7 +1145,7 @@ def _lut_table(g: _Graph, chain: list[_Op]) -> np.ndarray | None:
 
     ops = [Operator(k, o.op, o.version, [add(i) for i in o.inputs], [add(i) for i in o.outputs], dict(o.options))
            for k, o in enumerate(chain)]
-    x, y = chain[0].inputs[0], chain[-1].outputs[0]
+    x, y = (chain[0].inputs[0] if x_in is None else x_in), chain[-1].outputs[0]
     sub = TFLiteModel(tensors, ops, [remap[x]], [remap[y]], "mpyml lut8")
     try:
         tfl = write_tflite(sub)
@@ -1096,6 +1189,22 @@ def _fold_lut(g: _Graph, notes: list[str]) -> bool:
         notes.append(f"folded float {names} between DEQUANTIZE/QUANTIZE ({_ops_text(idx)}) into an "
                      f"{y.dtype.lower()} lookup table")
         return True
+    for q in list(g.ops):
+        found = _lut_island(g, q) if q.op == "QUANTIZE" else None
+        if found is None:
+            continue
+        ops, xi = found
+        table = _lut_table(g, ops, xi)
+        if table is None:
+            continue
+        yi = q.outputs[0]
+        y = g.t(yi)
+        ti = g.new_tensor(f"{y.name}/lut8", (256,), dtype=y.dtype, data=table)
+        idx = sorted({i for o in ops for i in o.orig})
+        g.replace(ops, [_Op(LUT_OP, 1, [xi, ti], [yi], {}, idx)])
+        notes.append(f"folded the elementwise {'/'.join(o.op for o in ops)} of one {g.t(xi).dtype.lower()} tensor "
+                     f"({_ops_text(idx)}) into an {y.dtype.lower()} lookup table")
+        return True
     return False
 
 # ------------------------------------------------------------------ Keras 3 Embedding: negative-index wrap
@@ -1138,7 +1247,7 @@ def _take_wrap(g: _Graph, notes: list[str]) -> bool:
 
 # the pattern passes run before _identities, which would merge the RESHAPEs they match
 _PASSES = (_fold_constants, _expand_squeeze, _dilated, _upsample, _upsample_chain, _pad_into_conv, _identities,
-           _fuse_relu, _fold_lut, _take_wrap)
+           _fuse_relu, _fold_lut, _take_wrap, _split_concat_repeat)
 
 
 def cleanup(model: TFLiteModel) -> tuple[TFLiteModel, list[str]]:

@@ -4,9 +4,11 @@ Random single-op models (Keras Embedding, tf.gather forms): params int8 / uint8 
 or an activation, ranks 1..4; indices int32 / int16 (a model input or a constant). tflite-micro (this build) runs
 GATHER on int8 params with int32 indices only; for uint8 / int16 / int32 params and int16 indices (which TFLite's
 gather.cc takes) the oracle is numpy's take, the copy TFLite's reference Gather makes;
-any axis, batch_dims up to axis. Outputs byte-identical on tflite-micro, the C engine (host library), and the C
-native module and the viper engine on the unix port (both arenas identical, no viper allocation). Malformed
-records: both loaders refuse with the same check code. Indices out of range at invoke: the C engine returns
+any axis, batch_dims up to axis; Keras 3's negative-index wrap (LESS / ADD / SELECT_V2, fused into the op's wrap
+param) against TensorFlow Lite's reference kernels. Outputs byte-identical on tflite-micro, the C engine (host
+library), and the C native module and the viper engine on the unix port (both arenas identical, no viper
+allocation). Malformed records: both loaders refuse with the same check code. Indices out of range at
+invoke: the C engine returns
 MPYML_E_INDEX, the native module and viper raise ValueError, and the output is left unwritten (every index is
 validated before the first copy).
 """
@@ -132,6 +134,61 @@ def test_embedding_shape(tmp_path: Path) -> None:
     assert outputs_of(mpk, results[0]["ac"]) == [want] == outputs_of(mpk, results[0]["av"])
 
 
+def _keras3_embedding(n: int, dim: int, tokens: int, table: np.ndarray) -> bytes:
+    """What the converter makes of a Keras 3 Embedding: ops.take wraps negative ids with LESS / ADD / SELECT_V2
+    before the GATHER."""
+    m = _Model()
+    i = m.tensor("ids", (1, tokens), "INT32")
+    zero = m.tensor("zero", (), "INT32", data=np.asarray(0, np.int32))
+    nn = m.tensor("n", (), "INT32", data=np.asarray(n, np.int32))
+    less = m.tensor("less", (1, tokens), "BOOL")
+    added = m.tensor("added", (1, tokens), "INT32")
+    sel = m.tensor("sel", (1, tokens), "INT32")
+    x = m.tensor("table", (n, dim), "INT8", 0.05, 3, data=table)
+    y = m.tensor("y", (1, tokens, dim), "INT8", 0.05, 3)
+    m.op("LESS", [i, zero], [less])
+    m.op("ADD", [i, nn], [added], schema.AddOptionsT(), schema.BuiltinOptions.AddOptions)
+    m.op("SELECT_V2", [less, added, i], [sel])
+    o = schema.GatherOptionsT()
+    o.axis, o.batchDims = 0, 0
+    m.op("GATHER", [x, sel], [y], o, schema.BuiltinOptions.GatherOptions)
+    return m.finish([i], [y])
+
+
+def test_keras3_negative_index_wrap(tmp_path: Path) -> None:
+    """graph.cleanup fuses the wrap into GATHER (param wrap = 1): ids -N..N-1 are bit-exact with TensorFlow Lite's
+    reference kernels (tflite-micro's SELECT_V2 has no int32 kernel), -N-1 and N fail at invoke."""
+    from mpyml.tflm import TfliteRefRunner
+    rng = np.random.default_rng(9)
+    table = rng.integers(-128, 128, size=(20, 6)).astype(np.int8)
+    tfl = _keras3_embedding(20, 6, 10, table)
+    mpk = pack(tfl)
+    f = MpkFile(mpk)
+    assert [o.name for o in f.ops] == ["GATHER"] and f.ops[0].params[2] == 1
+    ref = TfliteRefRunner(tfl)
+    dual, wants = [], []
+    for k in range(8):
+        ids = rng.integers(-20, 20, size=(1, 10)).astype(np.int32)
+        ids[0, 0], ids[0, 1] = (-20, 19) if k == 0 else (ids[0, 0], ids[0, 1])
+        want = ref.run([ids])[0].tobytes()
+        assert want == table[ids].tobytes()
+        host, init = host_run(mpk, [ids], garbage=True)
+        assert host == [want]
+        dual.append((mpk, init))
+        wants.append(want)
+    results = run_dual(dual, tmp_path, "wrap")
+    check_dual(dual, results, "wrap")
+    for res, want in zip(results, wants, strict=True):
+        assert outputs_of(mpk, res["ac"]) == [want] == outputs_of(mpk, res["av"])
+    hm = HostModel(mpk)
+    xi = hm.inputs[0]
+    for bad in (-21, 20, -(1 << 31)):
+        ids = np.zeros(10, "<i4")
+        ids[3] = bad
+        hm.arena[xi.offset:xi.offset + 40] = np.frombuffer(ids.tobytes(), np.uint8)
+        assert hm.invoke_status() == E_INDEX, bad
+
+
 # ------------------------------------------------------------------ indices out of range at invoke
 
 OOR = r"""
@@ -218,6 +275,9 @@ def _malformed() -> list[tuple[str, bytes, int]]:
     b = bytearray(mpk)
     struct.pack_into("<i", b, _param_off(f, 0, 0), 4)
     out.append(("GATHER axis range", with_crc(b), 100))
+    b = bytearray(mpk)
+    struct.pack_into("<i", b, _param_off(f, 0, 2), 2)
+    out.append(("GATHER wrap range", with_crc(b), 102))
     b = bytearray(mpk)
     struct.pack_into("<i", b, _tensor_rec(f, y) + 20, 5)         # output zero point differs
     out.append(("GATHER output zero point", with_crc(b), 91))

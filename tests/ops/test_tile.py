@@ -4,7 +4,7 @@ tflite-micro has no TILE kernel, so the oracle is TFLite's reference-kernel inte
 the converter's TILE version lowered to the one its reference resolver registers; a pure copy). Random int8 /
 uint8 single-op models tiling one axis or several (ranks 1..4, multiples up to 31) on the C engine (host library),
 the C native module and the viper engine on the unix port; the packer's refusal (> 31 copies); CONCATENATION of
-more inputs than a record holds (tf-keras UpSampling1D).
+more inputs than a record holds; tf-keras UpSampling1D's SPLIT -> CONCATENATION repeat as one RESIZE_NEAREST.
 """
 
 from __future__ import annotations
@@ -84,14 +84,8 @@ def test_tile_refusal() -> None:
         pack(_tile_model((2, 3), [1, 32]))
 
 
-@pytest.mark.parametrize("t", [16, 40])
-def test_concat_of_many_inputs(t: int, tmp_path: Path) -> None:
-    """tf-keras UpSampling1D: SPLIT into T slices, CONCATENATION of 2 * T inputs (s0, s0, s1, s1, ...). More than
-    31 inputs (one record's limit) are concatenated in groups through arena tensors; tflite-micro refuses more
-    than 10 inputs, so the oracle is the repeat itself (TFLite's reference kernels compute exactly that)."""
+def _split_concat(t: int, repeat: bool) -> bytes:
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    from mpyml.tflite_model import read_tflite
     m = _Model()
     x = m.tensor("x", (1, t, 3), "INT8", 0.05, -4)
     ax = m.tensor("axis", (), "INT32", data=np.asarray(1, np.int32))
@@ -102,15 +96,43 @@ def test_concat_of_many_inputs(t: int, tmp_path: Path) -> None:
     y = m.tensor("y", (1, 2 * t, 3), "INT8", 0.05, -4)
     c = schema.ConcatenationOptionsT()
     c.axis = 1
-    m.op("CONCATENATION", [p for p in parts for _ in range(2)], [y], c, schema.BuiltinOptions.ConcatenationOptions)
-    tfl = m.finish([x], [y])
+    ins = [p for p in parts for _ in range(2)] if repeat else parts + parts
+    m.op("CONCATENATION", ins, [y], c, schema.BuiltinOptions.ConcatenationOptions)
+    return m.finish([x], [y])
+
+
+@pytest.mark.parametrize("t", [16, 40])
+def test_split_concat_repeat_is_resize(t: int, tmp_path: Path) -> None:
+    """tf-keras UpSampling1D: SPLIT into T slices, CONCATENATION of 2 * T inputs (s0, s0, s1, s1, ...) is a
+    nearest-neighbour repeat: graph.cleanup makes it one RESIZE_NEAREST (between RESHAPEs to 4-D) instead of T
+    copies and the concatenations."""
+    tfl = _split_concat(t, repeat=True)
+    mpk = pack(tfl)
+    assert [o.name for o in MpkFile(mpk).ops] == ["RESHAPE", "RESIZE_NEAREST", "RESHAPE"]
+    rng = np.random.default_rng(t)
+    xv = rng.integers(-128, 128, size=(1, t, 3)).astype(np.int8)
+    want = np.repeat(xv, 2, axis=1).tobytes()
+    host, init = host_run(mpk, [xv], garbage=True)
+    assert host == [want]          # the oracle: the repeat itself (tflite-micro refuses > 10 concat inputs)
+    results = run_dual([(mpk, init)], tmp_path, "upsample")
+    check_dual([(mpk, init)], results, "upsample")
+    assert outputs_of(mpk, results[0]["ac"]) == [want] and outputs_of(mpk, results[0]["av"]) == [want]
+
+
+@pytest.mark.parametrize("t", [16, 40])
+def test_concat_of_many_inputs(t: int, tmp_path: Path) -> None:
+    """SPLIT into T slices, CONCATENATION of 2 * T inputs (s0 .. sT-1, s0 .. sT-1: a tile, no resize). More than
+    31 inputs (one record's limit) are concatenated in groups through arena tensors; tflite-micro refuses more
+    than 10 inputs, so the oracle is the tile itself (TFLite's reference kernels compute exactly that)."""
+    from mpyml.tflite_model import read_tflite
+    tfl = _split_concat(t, repeat=False)
     assert len(read_tflite(tfl).operators[1].inputs) == 2 * t
     mpk = pack(tfl)
     n_concat = sum(o.name == "CONCATENATION" for o in MpkFile(mpk).ops)
     assert n_concat == (1 if 2 * t <= 31 else 1 + -(-2 * t // 31))
     rng = np.random.default_rng(t)
     xv = rng.integers(-128, 128, size=(1, t, 3)).astype(np.int8)
-    want = np.repeat(xv, 2, axis=1).tobytes()
+    want = np.tile(xv, (1, 2, 1)).tobytes()
     host, init = host_run(mpk, [xv], garbage=True)
     assert host == [want]
     results = run_dual([(mpk, init)], tmp_path, "concat")

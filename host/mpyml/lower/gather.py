@@ -3,9 +3,9 @@
 Owns GATHER (Keras Embedding, tf.gather) -> GATHER: params int8 / uint8 / int16 / int32 / float32 (constant or
 activation), indices int16 / int32 (a model input, an activation or a constant), axis and batch_dims made
 non-negative as TFLite's gather.cc Prepare does; a GATHER graph.cleanup fused with Keras 3's negative-index wrap
-(LESS / ADD / SELECT_V2, option mpymlWrapNegative) sets the op's wrap param. The output must carry the params' quantization (the op only
-moves elements). Constant indices are checked here (the packer refuses what TFLite would refuse at invoke);
-other indices are checked by the engine at every invoke.
+(LESS / ADD / SELECT_V2, option mpymlWrapNegative) sets the op's wrap param. The output must carry the params'
+quantization (the op only moves elements). Constant indices are checked here (the packer refuses what TFLite
+would refuse at invoke); other indices are checked by the engine at every invoke.
 """
 
 from __future__ import annotations

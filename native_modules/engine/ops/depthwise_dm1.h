@@ -95,4 +95,21 @@ static inline int8_t mpyml_dw_requant(int32_t acc, int32_t mult, int32_t shift, 
     return (int8_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
 }
 
+#if defined(MPYML_SIMD_DSP)
+/* mpyml_dw_requant on Armv7E-M DSP (include simd.h first), same result for every input. Fast path for a right
+ * shift (shift -31..-1) and |acc| <= 2^30: SaturatingRoundingDoublingHighMul(acc, mult) = floor((acc mult
+ * + 2^30) / 2^31) = floor((2 acc mult + 2^31) / 2^32) = SMMULR(2 acc, mult) (2 acc does not wrap), then
+ * RoundingDivideByPOT plus output offset (mpyml_dsp_rdbpot_add: the SRDHM result is > -2^30); every other
+ * input takes mpyml_dw_requant. */
+static inline int8_t mpyml_dw_requant_dsp(int32_t acc, int32_t mult, int32_t shift, int32_t out_off,
+    int32_t act_min, int32_t act_max)
+{
+    if (shift < 0 && (uint32_t)acc + 0x40000000u < 0x80000000u) {
+        const int32_t v = mpyml_dsp_rdbpot_add(mpyml_dsp_smmulr(mpyml_wrap_shl(acc, 1), mult), -shift, out_off);
+        return (int8_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
+    }
+    return mpyml_dw_requant(acc, mult, shift, out_off, act_min, act_max);
+}
+#endif
+
 #endif /* MPYML_OPS_DEPTHWISE_DM1_H */

@@ -1,6 +1,6 @@
 /*
  * ops/simd_dsp.h - Armv7E-M DSP building blocks (Cortex-M4/M7: SXTB16, SXTAB16, SMLAD, SMLABB,
- * SMLATT) for conv2d.c, depthwise_conv2d.c and fully_connected.c; selected by simd.h when
+ * SMLATT, SMMULR and an ASRS / ADC rounding shift) for conv2d.c, depthwise_conv2d.c and fully_connected.c; selected by simd.h when
  * __ARM_FEATURE_DSP is defined. Defining MPYML_EMULATE_DSP on any other target builds the same
  * kernels over portable C models of those instructions, so the host tests prove them bit-exact.
  *
@@ -69,7 +69,38 @@ static inline int32_t mpyml_dsp_smlabt(uint32_t a, uint32_t b, int32_t acc)
     return __smlabt((int32_t)a, (int32_t)b, acc);
 }
 
+/* SMMULR: (a * b + 2^31) >> 32, the rounded high word of the 64-bit product */
+static inline int32_t mpyml_dsp_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* RoundingDivideByPOT(v, e) + add for e in 1..31 and v > INT32_MIN: with v' = v - [v < 0], ASRS by e leaves
+ * bit e - 1 of v' in the carry and ADC adds it (and add): floor((v' + 2^(e-1)) / 2^e) + add. */
+static inline int32_t mpyml_dsp_rdbpot_add(int32_t v, int32_t e, int32_t add)
+{
+    int32_t r;
+    __asm__("add %0, %1, %1, asr #31\n\t"
+            "asrs %0, %0, %2\n\t"
+            "adc %0, %0, %3"
+            : "=&r"(r) : "r"(v), "r"(e), "r"(add) : "cc");
+    return r;
+}
+
 #else   /* portable models of the instructions (host tests) */
+
+static inline int32_t mpyml_dsp_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+
+static inline int32_t mpyml_dsp_rdbpot_add(int32_t v, int32_t e, int32_t add)
+{
+    const int32_t t = v + (v >> 31);
+    return (int32_t)((uint32_t)(t >> e) + (uint32_t)((t >> (e - 1)) & 1) + (uint32_t)add);
+}
 
 static inline uint32_t mpyml_dsp_lanes(int32_t lo, int32_t hi)
 {
