@@ -238,6 +238,38 @@ def test_eval_float_targets_mean_absolute_error(natmod: Path) -> None:
     assert r["int8_mae"] == r["device_mae"] and abs(r["int8_mae"] - 0.1) < 0.05 and r["bit_exact"]
 
 
+def test_embedding_int_input_calibrated_with_ids(natmod: Path) -> None:
+    """A Keras Embedding on int32 token ids: calibrated with integer ids ('random' = ids in the Embedding's range,
+    or the user's int array), packed with GATHER, evaluated bit-exact on the device engine."""
+    import keras
+
+    import mpyml
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((12,), dtype="int32", batch_size=1)
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 8)(inp))
+    m = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, size=(30, 12))
+    y = rng.integers(0, 3, size=30)
+    for cal in ("random", ids.astype(np.int64)):
+        res = mpyml.convert(m, cal, eval_data=(ids, y), sqnr=False, timing=False, progress=False)
+        assert "GATHER" in {o["op"] for o in res.metrics["layers"]}
+        assert res.metrics["bit_exact"], res.metrics
+
+
+def test_error_gru_not_unrolled() -> None:
+    """TensorFlow's converter segfaults on a GRU time loop here: one line saying to unroll, before it runs."""
+    import keras
+
+    from mpyml.convert import ConvertError, convert
+    inp = keras.Input((6, 3), batch_size=1)
+    m = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GRU(4)(inp)))
+    with pytest.raises(ConvertError) as e:
+        convert(m, np.zeros((4, 6, 3), np.float32), progress=False)
+    assert "\n" not in str(e.value) and "unroll=True" in str(e.value)
+
+
 def test_sqnr_falls_when_an_op_loses_precision() -> None:
     """sqnr_db itself: exact -> inf, noise at 1% amplitude -> 40 dB."""
     from mpyml.convert import sqnr_db

@@ -757,3 +757,31 @@ def test_unsupported_report_float_model() -> None:
     rep = unsupported_report(read_tflite(b.finish([x], [y])), supported_tflite_ops())
     assert rep is not None and "float32 (not quantized)" in rep
     assert "representative_dataset" in rep and "mpyml convert" in rep
+
+
+def test_float_island_of_one_tensor_folds_to_lut() -> None:
+    """tf.math in Lambda layers: max(|h|, h^2) leaves DEQUANTIZE(h), ABS(h) -> DEQUANTIZE, float SQUARE, MAXIMUM,
+    QUANTIZE (two float branches of ONE int8 tensor): one int8 table, the same as tflite-micro on all 256 values."""
+    from ops.engines import host_run
+    b = _Model()
+    h = b.tensor("h", (1, 16), "INT8", 0.04, -3)
+    hf = b.tensor("hf", (1, 16), "FLOAT32")
+    a = b.tensor("a", (1, 16), "INT8", 0.02, -128)
+    af = b.tensor("af", (1, 16), "FLOAT32")
+    sq = b.tensor("sq", (1, 16), "FLOAT32")
+    mx = b.tensor("mx", (1, 16), "FLOAT32")
+    y = b.tensor("y", (1, 16), "INT8", 0.1, -128)
+    b.op("DEQUANTIZE", [h], [hf])
+    b.op("ABS", [h], [a])
+    b.op("DEQUANTIZE", [a], [af])
+    b.op("SQUARE", [hf], [sq])
+    b.op("MAXIMUM", [af, sq], [mx])
+    b.op("QUANTIZE", [mx], [y])
+    tfl = b.finish([h], [y])
+    clean, notes = cleanup(read_tflite(tfl))
+    assert ops_of(clean) == ["MPYML_LUT8"], notes
+    mpk = pack(tfl)
+    for k in range(16):
+        x = ((np.arange(16) + 16 * k) % 256).astype(np.uint8).view(np.int8).reshape(1, 16)
+        want = run_tflm(tfl, [x])[0].tobytes()
+        assert host_run(mpk, [x])[0] == [want]

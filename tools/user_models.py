@@ -118,15 +118,15 @@ def separable_conv1d(K: Any) -> Any:
     return _model(K, inp, _head(K, x), "separable_conv1d")
 
 
-def gru_tfk(K: Any) -> Any:
+def gru_tfk(K: Any, unroll: bool = False) -> Any:
     inp = K.Input((16, 5), batch_size=1)
-    x = K.layers.GRU(12)(inp)
+    x = K.layers.GRU(12, unroll=unroll)(inp)
     return _model(K, inp, _head(K, x), "gru_tfk")
 
 
-def lstm_keras3(K: Any) -> Any:
+def lstm_keras3(K: Any, unroll: bool = False) -> Any:
     inp = K.Input((12, 4), batch_size=1)
-    x = K.layers.LSTM(8)(inp)
+    x = K.layers.LSTM(8, unroll=unroll)(inp)
     return _model(K, inp, _head(K, x), "lstm_keras3")
 
 
@@ -280,8 +280,14 @@ USER: list[Arch] = [
     _u("upsampling2d_bilinear", upsampling2d_bilinear, (16, 16, 3), batch_size=1),
     _u("conv2d_transpose", conv2d_transpose, (12, 12, 4)),
     _u("separable_conv1d", separable_conv1d, (40, 6), data="imu"),
-    _u("gru_tfk", gru_tfk, (16, 5), data="imu", framework="tf_keras", batch_size=1),
-    _u("lstm_keras3", lstm_keras3, (12, 4), data="imu", batch_size=1),
+    _u("gru_tfk", gru_tfk, (16, 5), data="imu", framework="tf_keras", batch_size=1,
+       notes="refused by mpyml convert before TensorFlow's converter segfaults: use unroll=True"),
+    _u("gru_tfk_unroll", gru_tfk, (16, 5), data="imu", framework="tf_keras", batch_size=1,
+       kwargs={"unroll": True}),
+    _u("gru_keras3_unroll", gru_tfk, (16, 5), data="imu", batch_size=1, kwargs={"unroll": True}),
+    _u("lstm_keras3", lstm_keras3, (12, 4), data="imu", batch_size=1,
+       notes="refused by mpyml convert before TensorFlow's converter segfaults: use unroll=True"),
+    _u("lstm_keras3_unroll", lstm_keras3, (12, 4), data="imu", batch_size=1, kwargs={"unroll": True}),
     _u("global_max_pool", global_max_pool, (24, 24, 3)),
     _u("concat_branches_1d", concat_branches_1d, (50, 3), data="imu"),
     _u("mbv3_block", mbv3_block, (16, 16, 8)),
@@ -373,7 +379,7 @@ def check_one(arch: Arch, tfl: bytes, samples: int, viper: bool) -> dict[str, An
         return res
     res["packed"] = True
     ref = reference_runner(tfl) if "TILE" not in ops else None
-    if "SELECT_V2" in ops:      # Keras 3 Embedding's int32 index wrap: tflite-micro's SELECT_V2 has no int32 kernel
+    if "SELECT_V2" in ops or "SELECT" in ops:   # Keras 3 Embedding index wrap: no int32 SELECT in tflite-micro
         from mpyml.tflm import TfliteRefRunner
         ref = TfliteRefRunner(tfl)
     det = (ref or reference_runner(_tile_free(tfl))).input_details()[0]

@@ -413,7 +413,34 @@ def load_targets(src: Any, n: int, output_shape: tuple[int, ...]) -> Targets:
 
 
 # ---------------------------------------------------------------------------------------------- conversion
+def _keras_layers(model: Any) -> Iterator[Any]:
+    """Every layer of a Keras model, nested models and wrappers (Bidirectional, TimeDistributed) included."""
+    for ly in getattr(model, "layers", None) or []:
+        yield ly
+        yield from _keras_layers(ly)
+        for inner in (getattr(ly, "layer", None), getattr(ly, "forward_layer", None),
+                      getattr(ly, "backward_layer", None)):
+            if inner is not None:
+                yield inner
+
+
+def _check_convertible(lm: LoadedModel) -> None:
+    """Refuse, before TensorFlow crashes the process, what its converter segfaults on (TF 2.19 here): a GRU with
+    its symbolic time loop (unroll=False), in Keras 3 and tf-keras, and a Keras 3 LSTM (tf-keras LSTM converts to
+    the fused UNIDIRECTIONAL_SEQUENCE_LSTM). Unrolled they convert to FULLY_CONNECTED / LOGISTIC / TANH / MUL / ADD
+    per step, which mpyml runs bit-exactly."""
+    if lm.kind == "saved_model":
+        return
+    for ly in _keras_layers(lm.model):
+        kind = type(ly).__name__
+        if (kind == "GRU" or (kind == "LSTM" and lm.kind == "keras")) and not getattr(ly, "unroll", False):
+            raise ConvertError(f"layer {ly.name!r}: the TFLite converter crashes on a {kind}'s time loop; build it "
+                               f"with {kind}(..., unroll=True) (a fixed sequence length, e.g. keras.Input((T, F), "
+                               "batch_size=1)) and convert again")
+
+
 def _converter(tf: Any, lm: LoadedModel) -> Any:
+    _check_convertible(lm)
     if lm.kind == "saved_model":
         assert lm.path is not None
         return tf.lite.TFLiteConverter.from_saved_model(lm.path)

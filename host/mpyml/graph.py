@@ -1210,7 +1210,7 @@ def _fold_lut(g: _Graph, notes: list[str]) -> bool:
 # ------------------------------------------------------------------ Keras 3 Embedding: negative-index wrap
 
 def _take_wrap(g: _Graph, notes: list[str]) -> bool:
-    """GATHER(params, SELECT_V2(LESS(i, 0), ADD(i, N), i)) with N = params.dims[axis] (Keras 3 ops.take, so
+    """GATHER(params, SELECT[_V2](LESS(i, 0), ADD(i, N), i)) with N = params.dims[axis] (Keras 3 ops.take, so
     Embedding, wraps negative ids) -> GATHER(params, i) with option mpymlWrapNegative: the engine's GATHER adds N
     to a negative index itself (then refuses what is still outside 0..N-1, as TFLite's GATHER does)."""
     from .lower.gather import WRAP_OPTION
@@ -1218,7 +1218,8 @@ def _take_wrap(g: _Graph, notes: list[str]) -> bool:
         if op.op != "GATHER" or len(op.inputs) < 2 or op.options.get(WRAP_OPTION):
             continue
         s = g.producer(op.inputs[1])
-        if s is None or s.op != "SELECT_V2" or len(s.inputs) != 3 or g.sole_consumer(s.outputs[0]) is not op:
+        if s is None or s.op not in ("SELECT", "SELECT_V2") or len(s.inputs) != 3 \
+                or g.sole_consumer(s.outputs[0]) is not op:
             continue
         c, a, i = (g.producer(s.inputs[0]), g.producer(s.inputs[1]), s.inputs[2])
         if c is None or a is None or c.op != "LESS" or a.op != "ADD" or a.options.get("fusedActivationFunction", 0):
@@ -1238,7 +1239,7 @@ def _take_wrap(g: _Graph, notes: list[str]) -> bool:
         op.inputs = [op.inputs[0], i, *op.inputs[2:]]
         op.options = {**op.options, WRAP_OPTION: True}
         op.orig = c.orig + a.orig + s.orig + op.orig
-        notes.append(f"fused Keras' negative-index wrap LESS/ADD/SELECT_V2 into GATHER ({_ops_text(op.orig)})")
+        notes.append(f"fused Keras' negative-index wrap LESS/ADD/{s.op} into GATHER ({_ops_text(op.orig)})")
         return True
     return False
 

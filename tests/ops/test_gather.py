@@ -307,3 +307,58 @@ def test_malformed_records_refused_alike(tmp_path: Path) -> None:
 
 def test_opcode_free_code() -> None:
     assert OPCODES["GATHER"] == 31
+
+
+def test_sanitizer_fuzz_gather(tmp_path: Path) -> None:
+    """The loader mutation driver (ASan + UBSan host build, tests/test_loader_robustness.py) over GATHER models:
+    corrupted records are refused, or run (or stop with MPYML_E_INDEX) without a sanitizer report."""
+    import subprocess
+
+    from test_loader_robustness import DRIVER, TESTS_MAKE, build_lock, parse_phases, run_driver
+    with build_lock():
+        r = subprocess.run(["make", "-s", "-C", str(TESTS_MAKE), "sanitize"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rng = np.random.default_rng(51)
+    seeds = []
+    for i in range(8):
+        p = tmp_path / f"seed{i}.mpk"
+        p.write_bytes(pack(gather_case(rng, i)[1]))
+        seeds.append(str(p))
+    r = run_driver(DRIVER, ["-s", "31", "-f", "200", "-F", "1000", "-m", "4000", "-T", "200", "-t", "60",
+                            "-o", str(tmp_path), *seeds], timeout=300)
+    ph = parse_phases(r.stdout)
+    assert ph["flip_crc"].accepted > 0 and ph["struct"].rejected.get("OP", 0) > 0, r.stdout[-2000:]
+
+
+API = r"""
+import sys, mpyml
+for eng in ("c", "viper"):
+    m = mpyml.load(sys.argv[1], engine=eng)
+    t = m.inputs[0]
+    m.predict([int(v) for v in sys.argv[2].split(",")])
+    a = m.outputs[0].raw()
+    b = m.predict(bytes(open(sys.argv[3], "rb").read()))
+    print(eng, t.dtype, t.elements, t.raw(), a == [x - 256 if x > 127 else x for x in b], a)
+    try:
+        m.predict([0, 99, 1])
+    except ValueError as e:
+        print(eng, "refused", "GATHER index out of range" in str(e))
+"""
+
+
+def test_device_api_int32_input(tmp_path: Path) -> None:
+    """mpyml.load on the unix port: an int32 input takes a list of ids (stored as int32, not quantized), raw()
+    gives them back; an id outside the table raises ValueError on both engines."""
+    mpk, hm = _oor_model()
+    p = tmp_path / "emb.mpk"
+    p.write_bytes(mpk)
+    raw = tmp_path / "ids.bin"
+    raw.write_bytes(np.array([3, 0, 15], "<i4").tobytes())
+    s = tmp_path / "api.py"
+    s.write_text(API)
+    r = run_micropython([str(s), str(p), "3,0,15", str(raw)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    want = np.arange(-64, 64, dtype=np.int8).reshape(16, 8)[[3, 0, 15]].reshape(-1).tolist()
+    for eng in ("c", "viper"):
+        assert f"{eng} int32 3 [3, 0, 15] True {want}" in r.stdout.replace("\n", " "), r.stdout
+        assert f"{eng} refused True" in r.stdout, r.stdout

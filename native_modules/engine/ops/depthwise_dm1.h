@@ -101,14 +101,61 @@ static inline int8_t mpyml_dw_requant(int32_t acc, int32_t mult, int32_t shift, 
  * + 2^30) / 2^31) = floor((2 acc mult + 2^31) / 2^32) = SMMULR(2 acc, mult) (2 acc does not wrap), then
  * RoundingDivideByPOT plus output offset (mpyml_dsp_rdbpot_add: the SRDHM result is > -2^30); every other
  * input takes mpyml_dw_requant. */
+#if defined(__GNUC__)
+#define MPYML_DW_LIKELY(x) __builtin_expect(!!(x), 1)   /* keeps the fast path in line (no taken branches) */
+#define MPYML_DW_INLINE __attribute__((always_inline)) inline
+#define MPYML_DW_NOINLINE __attribute__((noinline, unused))
+#else
+#define MPYML_DW_LIKELY(x) (x)
+#define MPYML_DW_INLINE inline
+#define MPYML_DW_NOINLINE
+#endif
 static inline int8_t mpyml_dw_requant_dsp(int32_t acc, int32_t mult, int32_t shift, int32_t out_off,
     int32_t act_min, int32_t act_max)
 {
-    if (shift < 0 && (uint32_t)acc + 0x40000000u < 0x80000000u) {
+    if (MPYML_DW_LIKELY(shift < 0 && (uint32_t)acc + 0x40000000u < 0x80000000u)) {
         const int32_t v = mpyml_dsp_rdbpot_add(mpyml_dsp_smmulr(mpyml_wrap_shl(acc, 1), mult), -shift, out_off);
         return (int8_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
     }
     return mpyml_dw_requant(acc, mult, shift, out_off, act_min, act_max);
+}
+
+/* act_min / act_max in every byte (mpyml_dsp_pack4_clamp) */
+static inline uint32_t mpyml_dw_bytes4(int32_t v)
+{
+    return ((uint32_t)v & 0xFFu) * 0x01010101u;
+}
+
+/* mpyml_dw_requant of four accumulators into o[0..3]: mpyml_dw_requant4_dsp's rare path, out of line (one copy
+ * per file) */
+static MPYML_DW_NOINLINE void mpyml_dw_requant4_any(int8_t *o, int32_t a0, int32_t a1, int32_t a2,
+    int32_t a3, const int32_t *mult, const int32_t *shift, int32_t out_off, int32_t act_min, int32_t act_max)
+{
+    o[0] = mpyml_dw_requant(a0, mult[0], shift[0], out_off, act_min, act_max);
+    o[1] = mpyml_dw_requant(a1, mult[1], shift[1], out_off, act_min, act_max);
+    o[2] = mpyml_dw_requant(a2, mult[2], shift[2], out_off, act_min, act_max);
+    o[3] = mpyml_dw_requant(a3, mult[3], shift[3], out_off, act_min, act_max);
+}
+
+/* mpyml_dw_requant_dsp of four accumulators into o[0..3] (any alignment): when every shift is a right shift
+ * and every |acc| <= 2^30, the fast path of each and one clamp (mpyml_dsp_pack4_clamp: SSAT to int8 first is
+ * exact, -128 <= act_min) and one word store; otherwise mpyml_dw_requant4_any. */
+static MPYML_DW_INLINE void mpyml_dw_requant4_dsp(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
+    const int32_t *mult, const int32_t *shift, int32_t out_off, int32_t act_min, int32_t act_max, uint32_t lo4,
+    uint32_t hi4)
+{
+    const int32_t s0 = shift[0], s1 = shift[1], s2 = shift[2], s3 = shift[3];
+    if (MPYML_DW_LIKELY((s0 & s1 & s2 & s3) < 0 && (((uint32_t)a0 + 0x40000000u) | ((uint32_t)a1 + 0x40000000u)
+            | ((uint32_t)a2 + 0x40000000u) | ((uint32_t)a3 + 0x40000000u)) < 0x80000000u)) {
+        const int32_t v0 = mpyml_dsp_rdbpot_add(mpyml_dsp_smmulr(mpyml_wrap_shl(a0, 1), mult[0]), -s0, out_off);
+        const int32_t v1 = mpyml_dsp_rdbpot_add(mpyml_dsp_smmulr(mpyml_wrap_shl(a1, 1), mult[1]), -s1, out_off);
+        const int32_t v2 = mpyml_dsp_rdbpot_add(mpyml_dsp_smmulr(mpyml_wrap_shl(a2, 1), mult[2]), -s2, out_off);
+        const int32_t v3 = mpyml_dsp_rdbpot_add(mpyml_dsp_smmulr(mpyml_wrap_shl(a3, 1), mult[3]), -s3, out_off);
+        const uint32_t w = mpyml_dsp_pack4_clamp(v0, v1, v2, v3, lo4, hi4);
+        memcpy(o, &w, 4);
+        return;
+    }
+    mpyml_dw_requant4_any(o, a0, a1, a2, a3, mult, shift, out_off, act_min, act_max);
 }
 #endif
 

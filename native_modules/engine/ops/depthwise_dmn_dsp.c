@@ -7,8 +7,8 @@
  * The dm output channels of input channel ic are contiguous in the filter and the output. Four at a time:
  * per tap one byte of input (x + input_offset in the bottom halfword, exact: |x + off| <= 255) and one
  * word of filter split by SXTB16 into channels 0/2 and 1/3; SMLABB / SMLABT accumulate the four channels,
- * starting from the bias (wrapping modulo 2^32 exactly as TFLite's bias add). Same arithmetic as
- * mpyml_depthwise_conv2d_ref.
+ * starting from the bias (wrapping modulo 2^32 exactly as TFLite's bias add); mpyml_dw_requant4_dsp
+ * requantizes the four together. Same arithmetic as mpyml_depthwise_conv2d_ref.
  * @param dm        4..(out channels), any value (the last dm % 4 channels are left to the caller)
  * @param win       n_rows, n_cols >= 0 (0: bias only), any strides
  */
@@ -30,6 +30,7 @@ void mpyml_dw_dmn_dsp(const mpyml_conv_params_t *p, const mpyml_dw_win_t *win, i
     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out)
 {
     const int32_t off = p->input_offset, oo = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const uint32_t lo4 = mpyml_dw_bytes4(lo), hi4 = mpyml_dw_bytes4(hi);
     const int32_t n_rows = win->n_rows, n_cols = win->n_cols;
     const int32_t xcs = win->x_col_step, wcs = win->w_col_step;
     const int32_t xrs0 = win->x_row_step, wrs0 = win->w_row_step;
@@ -65,10 +66,7 @@ void mpyml_dw_dmn_dsp(const mpyml_conv_params_t *p, const mpyml_dw_win_t *win, i
                 w += wrs;
             }
         }
-        out[oc] = mpyml_dw_requant(a0, mult[oc], shift[oc], oo, lo, hi);
-        out[oc + 1] = mpyml_dw_requant(a1, mult[oc + 1], shift[oc + 1], oo, lo, hi);
-        out[oc + 2] = mpyml_dw_requant(a2, mult[oc + 2], shift[oc + 2], oo, lo, hi);
-        out[oc + 3] = mpyml_dw_requant(a3, mult[oc + 3], shift[oc + 3], oo, lo, hi);
+        mpyml_dw_requant4_dsp(out + oc, a0, a1, a2, a3, mult + oc, shift + oc, oo, lo, hi, lo4, hi4);
     }
 }
 #undef DW_DMN_TAP

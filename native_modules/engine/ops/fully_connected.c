@@ -7,8 +7,8 @@
  * accumulated per input load (one (x + input_offset) feeds four multiply-adds) with the per-row
  * pointers hoisted, the rows vectorized with SSE2 (x86-64) or SMLAD (Cortex-M4/M7: simd.h's helpers, on
  * the target fc_dsp_run4, 16 bytes per assembly pass). acc = sum(w * (x + input_offset)) in int32
- * (K <= 65536 cannot overflow), then bias (wrapping add), MultiplyByQuantizedMultiplier (mpyml_dw_requant),
- * output offset and clamp, exactly as TFLite.
+ * (K <= 65536 cannot overflow), then bias (wrapping add), MultiplyByQuantizedMultiplier (mpyml_dw_requant; on
+ * Cortex-M4/M7 mpyml_dw_requant4_dsp, four rows at once), output offset and clamp, exactly as TFLite.
  */
 #include "ops.h"
 #include "fixedpoint.h"
@@ -136,7 +136,11 @@ static inline int8_t fc_finish(const mpyml_fc_params_t *p, int32_t acc, const in
     if (bias) {
         acc = mpyml_wrap_add(acc, bias[oc]);
     }
+#if defined(MPYML_SIMD_DSP)
+    return mpyml_dw_requant_dsp(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
+#else
     return mpyml_dw_requant(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
+#endif
 }
 
 void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t in_depth,
@@ -145,6 +149,13 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
 {
     const int32_t off = p->input_offset;
     int32_t b, oc, d;
+#if defined(MPYML_SIMD_DSP)
+    /* four outputs per requantization (mpyml_dw_requant4_dsp); per-tensor: the one multiplier four times */
+    const int32_t oo = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const uint32_t lo4 = mpyml_dw_bytes4(lo), hi4 = mpyml_dw_bytes4(hi);
+    const int32_t mult4[4] = {mult[0], mult[0], mult[0], mult[0]};
+    const int32_t shift4[4] = {shift[0], shift[0], shift[0], shift[0]};
+#endif
 #if defined(MPYML_KERNELS_V6M)
     /* Cortex-M0/M3 (no SIMD): fully_connected_v6m.c */
     mpyml_fully_connected_v6m(p, batches, in_depth, out_depth, in, filter, bias, mult, shift, per_channel, out);
@@ -186,10 +197,21 @@ void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t 
                 a2 += xv * w2[d];
                 a3 += xv * w3[d];
             }
+#if defined(MPYML_SIMD_DSP)
+            if (bias) {
+                a0 = mpyml_wrap_add(a0, bias[oc]);
+                a1 = mpyml_wrap_add(a1, bias[oc + 1]);
+                a2 = mpyml_wrap_add(a2, bias[oc + 2]);
+                a3 = mpyml_wrap_add(a3, bias[oc + 3]);
+            }
+            mpyml_dw_requant4_dsp(out + oc, a0, a1, a2, a3, per_channel ? mult + oc : mult4,
+                per_channel ? shift + oc : shift4, oo, lo, hi, lo4, hi4);
+#else
             out[oc] = fc_finish(p, a0, bias, mult, shift, per_channel, oc);
             out[oc + 1] = fc_finish(p, a1, bias, mult, shift, per_channel, oc + 1);
             out[oc + 2] = fc_finish(p, a2, bias, mult, shift, per_channel, oc + 2);
             out[oc + 3] = fc_finish(p, a3, bias, mult, shift, per_channel, oc + 3);
+#endif
         }
         for (; oc < out_depth; oc++) {
             const int8_t *w = filter + oc * in_depth;

@@ -36,17 +36,25 @@ static uint32_t prod4(const int32_t d[4], int lo, int hi)
     return n;
 }
 
+/* element bytes of a type the spec allows here (int8/uint8 1, int16 2, int32/float32 4): no division helper */
+static uint32_t elem_bytes(int type)
+{
+    return type == MPYML_T_INT16 ? 2u : ((type == MPYML_T_INT32 || type == MPYML_T_FLOAT32) ? 4u : 1u);
+}
+
 static void gather_geom(const mpyml_op_view_t *v, gather_geom_t *g)
 {
-    const mpyml_tensor_t *x = v->t[G_IN_X];
+    const mpyml_tensor_t *x = v->t[G_IN_X], *idx = v->t[G_IN_IDX];
     int axis = (int)v->params[0], be = (int)v->params[1];
+    int bd = be - (4 - x->ndim);            /* the indices' own batch dims (checked: 0..idx rank) */
     int32_t d[4];
     mpyml_dims4(x, d);
     g->batch = prod4(d, 0, be);
     g->outer = prod4(d, be, axis);
     g->axis_size = (uint32_t)d[axis];
-    g->coords = mpyml_elems(v->t[G_IN_IDX]) / g->batch;
-    g->inner_bytes = prod4(d, axis + 1, 4) * (x->nbytes / mpyml_elems(x));
+    g->coords = 1;
+    for (int i = bd; i < idx->ndim; i++) g->coords *= idx->dims[i];
+    g->inner_bytes = prod4(d, axis + 1, 4) * elem_bytes(x->type);
 }
 
 int mpyml_gather_check(const mpyml_op_view_t *v)

@@ -4,12 +4,15 @@
  * Every such op has, in its family's file in ops/:
  *   int  <kernel>_check(const mpyml_op_view_t *v);   0 = valid, else an MPYML_CHK_* code (mpyml_spec.h)
  *   void <kernel>_eval(const mpyml_op_view_t *v);    runs it; trusts everything _check accepted
+ *   (an op declared fails=True in the spec, e.g. GATHER: int <kernel>_eval, 0 or an mpyml_status_t such as
+ *    MPYML_E_INDEX when an input VALUE it must not trust (an index) is out of range; it checks before writing)
  * Before _check runs, the loader has already verified (from the spec, op_table.c): the operand and param
  * counts, every param inside its spec range, every operand index, each operand's type and storage as the
  * spec lists them (absent only where optional), that each tensor record is valid (dims >= 1, nbytes =
  * elements * element size, inside the arena / data section, aligned), and that no output shares arena
  * bytes with an input or another output. _check does what is op-specific: shapes, cross-param rules,
- * values inside constant operands (read through mpyml_view_const). Kernels never allocate, never fail.
+ * values inside constant operands (read through mpyml_view_const). Kernels never allocate; only fails=True
+ * kernels can stop an invoke (with a status, never by reading out of bounds).
  * A const operand whose VALUES the kernel relies on (index tables, shifts) must be marked trusted=True
  * in the spec: the loader then requires it inside the header's trusted region, which it copies at load,
  * so a caller writing into the model buffer after load cannot change it.

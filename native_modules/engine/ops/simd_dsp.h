@@ -1,8 +1,9 @@
 /*
  * ops/simd_dsp.h - Armv7E-M DSP building blocks (Cortex-M4/M7: SXTB16, SXTAB16, SMLAD, SMLABB,
- * SMLATT, SMMULR and an ASRS / ADC rounding shift) for conv2d.c, depthwise_conv2d.c and fully_connected.c; selected by simd.h when
- * __ARM_FEATURE_DSP is defined. Defining MPYML_EMULATE_DSP on any other target builds the same
- * kernels over portable C models of those instructions, so the host tests prove them bit-exact.
+ * SMLATT, SMMULR, an ASRS / ADC rounding shift, SSAT / SSUB8 / SEL clamping) for conv2d.c,
+ * depthwise_conv2d.c and fully_connected.c; selected by simd.h when __ARM_FEATURE_DSP is defined.
+ * Defining MPYML_EMULATE_DSP on any other target builds the same kernels over portable C models of
+ * those instructions, so the host tests prove them bit-exact.
  *
  * Exactness: x + input_offset is in [-255, 255] and w in [-128, 127]: every halfword lane holds its
  * value exactly and each SMLAD / SMLAxy product pair is the reference's int32 products; the
@@ -89,7 +90,45 @@ static inline int32_t mpyml_dsp_rdbpot_add(int32_t v, int32_t e, int32_t add)
     return r;
 }
 
+/* four int32 values v0..v3 (as the low..high byte) saturated to int8 (SSAT), packed (BFI) and clamped bytewise
+ * to [lo, hi] (SSUB8 / SEL against lo4 = lo * 0x01010101, hi4 likewise; -128 <= lo <= hi <= 127) */
+static inline uint32_t mpyml_dsp_pack4_clamp(int32_t v0, int32_t v1, int32_t v2, int32_t v3, uint32_t lo4,
+    uint32_t hi4)
+{
+    uint32_t r, t;
+    __asm__("ssat %[r], #8, %[v0]\n\t"
+            "ssat %[t], #8, %[v1]\n\t"
+            "bfi %[r], %[t], #8, #8\n\t"
+            "ssat %[t], #8, %[v2]\n\t"
+            "bfi %[r], %[t], #16, #8\n\t"
+            "ssat %[t], #8, %[v3]\n\t"
+            "bfi %[r], %[t], #24, #8\n\t"
+            "ssub8 %[t], %[r], %[lo4]\n\t"
+            "sel %[r], %[r], %[lo4]\n\t"
+            "ssub8 %[t], %[hi4], %[r]\n\t"
+            "sel %[r], %[r], %[hi4]"
+            : [r] "=&r"(r), [t] "=&r"(t)
+            : [v0] "r"(v0), [v1] "r"(v1), [v2] "r"(v2), [v3] "r"(v3), [lo4] "r"(lo4), [hi4] "r"(hi4)
+            : "cc");
+    return r;
+}
+
 #else   /* portable models of the instructions (host tests) */
+
+static inline uint32_t mpyml_dsp_pack4_clamp(int32_t v0, int32_t v1, int32_t v2, int32_t v3, uint32_t lo4,
+    uint32_t hi4)
+{
+    const int32_t v[4] = {v0, v1, v2, v3};
+    uint32_t r = 0;
+    int k;
+    for (k = 0; k < 4; k++) {
+        const int32_t lo = (int32_t)(int8_t)(uint8_t)(lo4 >> (8 * k)), hi = (int32_t)(int8_t)(uint8_t)(hi4 >> (8 * k));
+        int32_t x = v[k] < -128 ? -128 : (v[k] > 127 ? 127 : v[k]);
+        x = x < lo ? lo : (x > hi ? hi : x);
+        r |= ((uint32_t)x & 0xFFu) << (8 * k);
+    }
+    return r;
+}
 
 static inline int32_t mpyml_dsp_smmulr(int32_t a, int32_t b)
 {
