@@ -2,7 +2,8 @@
  * ops/depthwise_dm1.h - what depthwise_conv2d.c's dispatcher shares with the depth-multiplier-1 row kernels
  * (depthwise_dm1_dsp.c on Armv7E-M DSP targets, depthwise_dm1_scalar.c on targets without SIMD: Cortex-M0/M3
  * and MPYML_NO_SIMD builds): the description of one output row, the row kernel's signature and the
- * requantization both use.
+ * requantization both use (and, on DSP targets, its exact SMMULR form for one or four outputs, which
+ * depthwise_dmn_dsp.c and fully_connected.c use too).
  *
  * A row kernel computes one output row (every pixel, every channel) of DEPTHWISE_CONV_2D with depth
  * multiplier 1, any filter size, stride and dilation, from the row's vertically clipped window (the filter
@@ -96,11 +97,6 @@ static inline int8_t mpyml_dw_requant(int32_t acc, int32_t mult, int32_t shift, 
 }
 
 #if defined(MPYML_SIMD_DSP)
-/* mpyml_dw_requant on Armv7E-M DSP (include simd.h first), same result for every input. Fast path for a right
- * shift (shift -31..-1) and |acc| <= 2^30: SaturatingRoundingDoublingHighMul(acc, mult) = floor((acc mult
- * + 2^30) / 2^31) = floor((2 acc mult + 2^31) / 2^32) = SMMULR(2 acc, mult) (2 acc does not wrap), then
- * RoundingDivideByPOT plus output offset (mpyml_dsp_rdbpot_add: the SRDHM result is > -2^30); every other
- * input takes mpyml_dw_requant. */
 #if defined(__GNUC__)
 #define MPYML_DW_LIKELY(x) __builtin_expect(!!(x), 1)   /* keeps the fast path in line (no taken branches) */
 #define MPYML_DW_INLINE __attribute__((always_inline)) inline
@@ -110,6 +106,11 @@ static inline int8_t mpyml_dw_requant(int32_t acc, int32_t mult, int32_t shift, 
 #define MPYML_DW_INLINE inline
 #define MPYML_DW_NOINLINE
 #endif
+/* mpyml_dw_requant on Armv7E-M DSP (include simd.h first), same result for every input. Fast path for a right
+ * shift (shift -31..-1) and |acc| <= 2^30: SaturatingRoundingDoublingHighMul(acc, mult) = floor((acc mult
+ * + 2^30) / 2^31) = floor((2 acc mult + 2^31) / 2^32) = SMMULR(2 acc, mult) (2 acc does not wrap), then
+ * RoundingDivideByPOT plus output offset (mpyml_dsp_rdbpot_add: the SRDHM result is > -2^30); every other
+ * input takes mpyml_dw_requant. */
 static inline int8_t mpyml_dw_requant_dsp(int32_t acc, int32_t mult, int32_t shift, int32_t out_off,
     int32_t act_min, int32_t act_max)
 {
@@ -126,20 +127,15 @@ static inline uint32_t mpyml_dw_bytes4(int32_t v)
     return ((uint32_t)v & 0xFFu) * 0x01010101u;
 }
 
-/* mpyml_dw_requant of four accumulators into o[0..3]: mpyml_dw_requant4_dsp's rare path, out of line (one copy
- * per file) */
-static MPYML_DW_NOINLINE void mpyml_dw_requant4_any(int8_t *o, int32_t a0, int32_t a1, int32_t a2,
-    int32_t a3, const int32_t *mult, const int32_t *shift, int32_t out_off, int32_t act_min, int32_t act_max)
-{
-    o[0] = mpyml_dw_requant(a0, mult[0], shift[0], out_off, act_min, act_max);
-    o[1] = mpyml_dw_requant(a1, mult[1], shift[1], out_off, act_min, act_max);
-    o[2] = mpyml_dw_requant(a2, mult[2], shift[2], out_off, act_min, act_max);
-    o[3] = mpyml_dw_requant(a3, mult[3], shift[3], out_off, act_min, act_max);
-}
+/* mpyml_dw_requant of four accumulators into o[0..3]: mpyml_dw_requant4_dsp's rare path, out of line
+ * (depthwise_dm1_dsp.c) */
+void mpyml_dw_requant4_any(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32_t a3, const int32_t *mult,
+    const int32_t *shift, int32_t out_off, int32_t act_min, int32_t act_max);
 
 /* mpyml_dw_requant_dsp of four accumulators into o[0..3] (any alignment): when every shift is a right shift
  * and every |acc| <= 2^30, the fast path of each and one clamp (mpyml_dsp_pack4_clamp: SSAT to int8 first is
- * exact, -128 <= act_min) and one word store; otherwise mpyml_dw_requant4_any. */
+ * exact: the loader checks -128 <= act_min <= act_max <= 127) and one word store; otherwise
+ * mpyml_dw_requant4_any. Also used by depthwise_dmn_dsp.c and fully_connected.c. */
 static MPYML_DW_INLINE void mpyml_dw_requant4_dsp(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
     const int32_t *mult, const int32_t *shift, int32_t out_off, int32_t act_min, int32_t act_max, uint32_t lo4,
     uint32_t hi4)

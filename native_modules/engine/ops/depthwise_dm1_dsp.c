@@ -29,8 +29,24 @@
         a3 = mpyml_dsp_smlatt(xo_, wo_, a3); \
     } while (0)
 
-/* the four requantized channels c..c+3 of one pixel (lo4 / hi4: act_min / act_max in every byte) */
+void mpyml_dw_requant4_any(int8_t *o, int32_t a0, int32_t a1, int32_t a2, int32_t a3, const int32_t *mult,
+    const int32_t *shift, int32_t out_off, int32_t act_min, int32_t act_max)
+{
+    o[0] = mpyml_dw_requant(a0, mult[0], shift[0], out_off, act_min, act_max);
+    o[1] = mpyml_dw_requant(a1, mult[1], shift[1], out_off, act_min, act_max);
+    o[2] = mpyml_dw_requant(a2, mult[2], shift[2], out_off, act_min, act_max);
+    o[3] = mpyml_dw_requant(a3, mult[3], shift[3], out_off, act_min, act_max);
+}
+
+/* the four requantized channels c..c+3 of one pixel (lo4 / hi4: act_min / act_max in every byte): in line in
+ * the 3- and 2-column kernels, one out-of-line copy for dw_pixel (code size) */
 static MPYML_DW_INLINE void dw_store4(int8_t *o, const int32_t *mult, const int32_t *shift, int32_t a0,
+    int32_t a1, int32_t a2, int32_t a3, int32_t oo, int32_t lo, int32_t hi, uint32_t lo4, uint32_t hi4)
+{
+    mpyml_dw_requant4_dsp(o, a0, a1, a2, a3, mult, shift, oo, lo, hi, lo4, hi4);
+}
+
+static MPYML_DW_NOINLINE void dw_store4_call(int8_t *o, const int32_t *mult, const int32_t *shift, int32_t a0,
     int32_t a1, int32_t a2, int32_t a3, int32_t oo, int32_t lo, int32_t hi, uint32_t lo4, uint32_t hi4)
 {
     mpyml_dw_requant4_dsp(o, a0, a1, a2, a3, mult, shift, oo, lo, hi, lo4, hi4);
@@ -148,7 +164,7 @@ static MPYML_DW_NOINLINE void NAME(const mpyml_conv_params_t *p, const mpyml_dw_
         if (bias) { \
             a = mpyml_wrap_add(a, bias[c]); \
         } \
-        out[c] = mpyml_dw_requant_dsp(a, mult[c], shift[c], p->output_offset, p->act_min, p->act_max); \
+        out[c] = mpyml_dw_requant(a, mult[c], shift[c], p->output_offset, p->act_min, p->act_max); \
     } \
 }
 
@@ -197,7 +213,7 @@ static void dw_pixel(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, cons
                 wp += c_n;
             }
         }
-        dw_store4(out + c, mult + c, shift + c, a0, a1, a2, a3, oo, lo, hi, lo4, hi4);
+        dw_store4_call(out + c, mult + c, shift + c, a0, a1, a2, a3, oo, lo, hi, lo4, hi4);
     }
     for (; c < c_n; c++) {
         int32_t a = 0;
@@ -212,7 +228,7 @@ static void dw_pixel(const mpyml_conv_params_t *p, const mpyml_dw_row_t *r, cons
         if (bias) {
             a = mpyml_wrap_add(a, bias[c]);
         }
-        out[c] = mpyml_dw_requant_dsp(a, mult[c], shift[c], p->output_offset, p->act_min, p->act_max);
+        out[c] = mpyml_dw_requant(a, mult[c], shift[c], p->output_offset, p->act_min, p->act_max);
     }
 }
 #undef DW_DSP_TAP

@@ -136,11 +136,7 @@ static inline int8_t fc_finish(const mpyml_fc_params_t *p, int32_t acc, const in
     if (bias) {
         acc = mpyml_wrap_add(acc, bias[oc]);
     }
-#if defined(MPYML_SIMD_DSP)
-    return mpyml_dw_requant_dsp(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
-#else
     return mpyml_dw_requant(acc, mult[q], shift[q], p->output_offset, p->act_min, p->act_max);
-#endif
 }
 
 void mpyml_fully_connected(const mpyml_fc_params_t *p, int32_t batches, int32_t in_depth,
