@@ -9,7 +9,8 @@
  * value feeds `depth_multiplier` consecutive output channels) have their own inner loops; with depth
  * multiplier 1, 8 channels per SSE2 madd (x86-64); on every other target depth multiplier 1 goes row by
  * row to mpyml_dw_dm1_row (depthwise_dm1_dsp.c on Cortex-M4/M7, depthwise_dm1_scalar.c otherwise); depth
- * multiplier >= 4 on Cortex-M4/M7 goes pixel by pixel to mpyml_dw_dmn_dsp (depthwise_dmn_dsp.c).
+ * multiplier >= 4 on Cortex-M4/M7 goes pixel by pixel to mpyml_dw_dmn_dsp (depthwise_dmn_dsp.c), except
+ * runs of full 3x3 windows with 1 input channel and depth multiplier 8 (mpyml_dw_dmn8_c1_dsp, same file).
  * The int32 accumulator cannot overflow (the loader bounds KH*KW <= 65536); bias is added with
  * wraparound, then MultiplyByQuantizedMultiplier, output offset and clamp, exactly as TFLite.
  */
@@ -87,6 +88,13 @@ static int32_t dw_end_tap(int32_t origin, int32_t dil, int32_t size, int32_t n)
 
 /* the clipped window of one output pixel (depthwise_dm1.h) */
 typedef mpyml_dw_win_t dw_window_t;
+
+#if defined(MPYML_SIMD_DSP)
+/* depthwise_dmn_dsp.c: 1 input channel, depth multiplier 8, a run of n pixels of one row with the full 3x3
+ * window */
+void mpyml_dw_dmn8_c1_dsp(const mpyml_conv_params_t *p, const mpyml_dw_win_t *win, int32_t n, int32_t x_step,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+#endif
 
 static inline int8_t dw_finish(const mpyml_conv_params_t *p, int32_t acc, const int32_t *bias,
     const int32_t *mult, const int32_t *shift, int32_t oc)
@@ -189,6 +197,9 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
     const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
     int32_t b, oy, ox, ic, m, oc;
     dw_window_t win;
+#if defined(MPYML_SIMD_DSP)
+    const int dmn8 = dm == 8 && in_c == 1 && f_h == 3 && f_w == 3;
+#endif
 
     win.x_row_step = dil_h * in_w * in_c;
     win.x_col_step = dil_w * in_c;
@@ -246,6 +257,18 @@ void mpyml_depthwise_conv2d(const mpyml_conv_params_t *p,
                         dw_window_acc1(&win, oc, oc, off, out, p, bias, mult, shift);
                     }
                 } else {
+#if defined(MPYML_SIMD_DSP)
+                    if (dmn8 && win.n_rows == 3 && win.n_cols == 3) {
+                        int32_t n = 1;  /* this and the next pixels with the full window */
+                        while (ox + n < out_s->w && (ox + n) * p->stride_w - p->pad_w + 2 * dil_w < in_w) {
+                            n++;
+                        }
+                        mpyml_dw_dmn8_c1_dsp(p, &win, n, p->stride_w, bias, mult, shift, out);
+                        ox += n - 1;
+                        out += n * out_c;
+                        continue;
+                    }
+#endif
                     for (ic = 0; ic < in_c; ic++) {
                         m = 0;
 #if defined(MPYML_SIMD_DSP)
