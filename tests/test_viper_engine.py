@@ -877,3 +877,40 @@ def test_word_size_semantics(bits: int, tmp_path: Path, natmod_x64: Path) -> Non
         if st[:3] != r["c"][:3] or (r["ac"] and not _overlapping(mpk) and arena != r["ac"]):
             bad.append((i, st, r["c"]))
     assert not bad, f"{bits}-bit words: {len(bad)}/{len(cases)} cases differ from C: {bad[:5]}"
+
+
+SPEC_RELEASE = r"""
+import sys, gc, mpyml
+gc.collect()
+base = gc.mem_free()
+from mpyml import _spec
+gc.collect()
+spec_bytes = base - gc.mem_free()
+_spec = None
+m = mpyml.load(sys.argv[1], engine="viper")
+m.invoke()
+gc.collect()
+print("SPEC", spec_bytes, "mpyml._spec" in sys.modules, "_spec" in mpyml.__dict__)
+try:
+    bad = bytearray(open(sys.argv[1], "rb").read())
+    bad[-1] ^= 1                                        # a CRC error: its message comes from _spec.STATUS
+    mpyml.load(bad, engine="viper")
+except ValueError as e:
+    print("ERROR", str(e))
+"""
+
+
+def test_spec_tables_released_after_prepare(tmp_path: Path, natmod_x64: Path) -> None:
+    """The viper engine validates with mpyml._spec (tens of KB of heap on a board) and then drops it, so a
+    loaded model does not keep the tables alive; an error message still re-imports them."""
+    model = tmp_path / "zoo.mpk"
+    model.write_bytes(zoo_model())
+    script = tmp_path / "spec.py"
+    script.write_text(SPEC_RELEASE)
+    r = run_micropython([str(script), str(model)])
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("SPEC")), None)
+    assert r.returncode == 0 and line, r.stdout + r.stderr
+    _, spec_bytes, in_modules, in_package = line.split()
+    assert int(spec_bytes) > 4096, spec_bytes           # the tables are worth releasing
+    assert in_modules == "False" and in_package == "False", line
+    assert "ERROR mpyml: invalid model:" in r.stdout, r.stdout

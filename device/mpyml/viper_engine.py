@@ -664,6 +664,20 @@ def _zero_at(buf, off: int, n: int):
         i += 1
 
 
+def _release_spec():
+    # the spec tables (mpyml._spec, ~33 KB of heap on a board) are needed only while validating: drop the
+    # module so the GC takes them back before the caller allocates the arena (an error message re-imports it)
+    import sys
+    if sys.implementation.name != "micropython":    # the host tests' CPython model of the engine injects it
+        return
+    sys.modules.pop("mpyml._spec", None)
+    import mpyml
+    try:
+        del mpyml.__dict__["_spec"]
+    except (KeyError, TypeError):   # not imported through the package, or a frozen package's fixed dict
+        pass
+
+
 def prepare(model, ctx):
     """Validate model; fill ctx (bytearray(ctx_size(model))). None if valid, else (status, index, detail, check)."""
     if len(ctx) < ctx_size(model):
@@ -673,6 +687,7 @@ def prepare(model, ctx):
     memoryview(model)       # TypeError for a non-buffer (as the C binding's buffer check)
     _zero(ctx, _CTX_WORDS * 4)
     res = _validate(model)
+    _release_spec()
     if res is not None:
         return res
     h = struct.unpack_from(_HDR, model, 0)
