@@ -30,7 +30,9 @@ MPYML_PACKAGE_RAM = 9_792              # import mpyml, QEMU Cortex-M4 port (Micr
 C_ENGINE_M4_RAM = 56_464               # import mpyml_engine (armv7emsp .mpy 56,397 B) on the same port
 C_ENGINE_M0_RAM = 60_128               # import mpyml_engine (armv6m .mpy 60,058 B), QEMU Cortex-M0 port
 VIPER_CORE_M4_RAM = 38_304             # `from mpyml import viper_engine` after `import mpyml`, Cortex-M4 port
-SPEC_RAM = 32_736                      # `from mpyml import _spec` (viper's validation imports it per model)
+# `from mpyml import _spec`: viper's validation imports it per model and releases it after prepare, but the
+# load's peak holds it next to the ctx, and the arena allocated next may not get its blocks back in one piece
+SPEC_RAM = 32_736
 VIPER_ENGINE_M4_RAM = VIPER_CORE_M4_RAM + SPEC_RAM
 VIPER_FAMILIES_M4_RAM = 58_944         # the other op families (mpyml.viper_<family>, imported per op used)
 # viper_engine.mpy: xtensawin 39,094 B / armv7emsp 32,998 B (build/viper/<arch>/mpyml/); _spec is bytecode
