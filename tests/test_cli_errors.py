@@ -74,6 +74,32 @@ def test_garbage_mpk_and_corrupted_tflites(kws: Path, tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr and r.returncode in (0, 2), (k, r.stderr[-1500:])
 
 
+def test_bit_flipped_mpk(kws: Path, tmp_path: Path) -> None:
+    """A packed file with flipped bits in its records: `inspect` either shows it with the CRC warning (exit 0)
+    or says in one line that the file is corrupted and to repack it (exit 2), never a bare Python error."""
+    good = tmp_path / "kws.mpk"
+    r = run("pack", str(kws), "-o", str(good))
+    assert r.returncode == 0, r.stderr
+    data = good.read_bytes()
+    rng = np.random.default_rng(3)
+    for k in range(16):
+        b = bytearray(data)
+        for i in rng.integers(64, min(len(b), 4096), size=4):      # header, tensor and op records
+            b[int(i)] ^= 1 << int(rng.integers(0, 8))
+        p = tmp_path / f"f{k}.mpk"
+        p.write_bytes(bytes(b))
+        r = run("inspect", str(p))
+        if r.returncode == 0:
+            assert "CRC mismatch" in r.stdout, (k, r.stdout[-500:])
+        else:
+            one_line_error(r, f"f{k}.mpk", "repack")
+    b = bytearray(data)
+    b[100] ^= 0xFF                          # a tensor record's shape: the records cannot be read
+    p = tmp_path / "shape.mpk"
+    p.write_bytes(bytes(b))
+    one_line_error(run("inspect", str(p)), "corrupted (CRC mismatch)", "repack it with `mpyml pack`")
+
+
 def test_repeat_below_one_refused(kws: Path) -> None:
     r = run("run", str(kws), "--repeat", "0")
     assert r.returncode == 2 and "at least 1" in r.stderr and "Traceback" not in r.stderr

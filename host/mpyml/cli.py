@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,15 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mpk_crc_ok(data: bytes) -> bool:
+    """Whether a packed file's CRC field matches its bytes (False for a file too short to hold one)."""
+    if len(data) < 16:
+        return False
+    buf = bytearray(data)
+    buf[12:16] = b"\0\0\0\0"
+    return zlib.crc32(buf) & 0xFFFFFFFF == struct.unpack_from("<I", data, 12)[0]
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect_model import format_table, inspect_json, inspect_model
     from .packer import PackError
@@ -71,7 +82,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 print(f"mpyml inspect: cannot write {args.plot}: {e.strerror}", file=sys.stderr)
                 return 2
             print(f"wrote {args.plot}", file=sys.stderr)
-    except (PackError, ValueError) as e:
+    except (PackError, ValueError, IndexError, KeyError, struct.error) as e:
+        if data[4:8] != b"TFL3" and not _mpk_crc_ok(data):
+            print(f"mpyml inspect: {args.model}: the file is corrupted (CRC mismatch) and its records cannot be "
+                  f"read ({e}); repack it with `mpyml pack`", file=sys.stderr)
+            return 2
+        if isinstance(e, (IndexError, KeyError, struct.error)):
+            print(f"mpyml inspect: {args.model}: malformed records ({e}); repack it with `mpyml pack`",
+                  file=sys.stderr)
+            return 2
         if data[4:8] == b"TFL3" and not args.json:
             from .inspect_model import tflite_ops_table
             try:
