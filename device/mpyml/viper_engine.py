@@ -1410,15 +1410,20 @@ def _k_dwconv(x: ptr8, w: ptr8, i: int, ctx, arena):
                         if sh > 0:
                             acc = (((acc << sh) + S) & M) - S
                         mu = mp[ch]
-                        ah = acc >> 16
-                        al = acc & 0xFFFF
-                        bh = mu >> 16
-                        bl = mu & 0xFFFF
-                        ll = al * bl
-                        m1 = ah * bl
-                        m2 = al * bh
-                        c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
-                        v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
+                        if -32768 <= acc and acc < 32768:
+                            # |acc| < 2**15: acc * (mu & 0xFFFF) and acc * (mu >> 16) fit 32 bits, and
+                            # (acc * mu + 2**30) >> 31 == (acc * (mu >> 16) + (acc * (mu & 0xFFFF) >> 16) + 2**14) >> 15
+                            v = (acc * (mu >> 16) + ((acc * (mu & 0xFFFF)) >> 16) + 0x4000) >> 15
+                        else:
+                            ah = acc >> 16
+                            al = acc & 0xFFFF
+                            bh = mu >> 16
+                            bl = mu & 0xFFFF
+                            ll = al * bl
+                            m1 = ah * bl
+                            m2 = al * bh
+                            c1 = ((ll >> 16) & 0xFFFF) + (m1 & 0xFFFF) + (m2 & 0xFFFF)
+                            v = ((ah * bh + (m1 >> 16) + (m2 >> 16) + (c1 >> 16)) << 1) + (((c1 & 0xFFFF) + 0x4000) >> 15)
                         if sh < 0:
                             # RoundingDivideByPOT(v, -sh), as in _k_conv
                             if v < 0:

@@ -10,7 +10,7 @@ load only for the board's own architecture (sys.implementation._mpy), floats, RE
 |-----|-------------------------------------------|------------|--------------|
 | m0  | microbit, nRF51 RAM enlarged to 4 MiB     | armv6m     | 192 KiB      |
 | m3  | mps2-an385                                | armv7em    | 128 KiB      |
-| m4  | mps2-an386                                | armv7emsp  | 128 KiB      |
+| m4  | mps2-an386                                | armv7emsp  | 192 KiB      |
 | m7  | mps2-an500                                | armv7emdp  | 256 KiB      |
 
 The directory D only names the board (its run state lives in $TMPDIR/mpyml-boards-<uid>/, as for the
