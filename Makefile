@@ -75,6 +75,14 @@ $(BUILD)/natmod/%/mpyml_engine.mpy: $(ENGINE_SRC) $(ENGINE_HDR) native_modules/n
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(MAKE) -s -C native_modules/natmod ARCH=$* MPY_DIR=$(MPY_DIR) \
 	    BUILD=$(abspath $(@D))/obj OUT=$(abspath $@) install
 
+# the portable C kernels alone (MPYML_NO_SIMD: no SSE2) for x64, for `make bench-viper`: the viper engine against
+# the same scalar algorithms compiled, as well as against the shipped SIMD build (not installed, not tested)
+$(BUILD)/natmod/x64-portable/mpyml_engine.mpy: $(ENGINE_SRC) $(ENGINE_HDR) native_modules/natmod/*.c \
+    native_modules/natmod/*.h native_modules/natmod/Makefile | $(KIT_DIR)/.ok $(BUILD)/.apt $(VENV)/.installed
+	@mkdir -p $(@D)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(MAKE) -s -C native_modules/natmod ARCH=x64 MPY_DIR=$(MPY_DIR) \
+	    MPYML_DEFS=-DMPYML_NO_SIMD BUILD=$(abspath $(@D))/obj OUT=$(abspath $@) install
+
 # the pure-MicroPython fallback engine, compiled ahead of time per architecture (ESP32: xtensawin)
 VIPER_ARCHS := x64 armv6m armv7m armv7emsp armv7emdp xtensawin
 viper: $(foreach a,$(VIPER_ARCHS),$(BUILD)/viper/$(a)/mpyml/viper_engine.mpy)
@@ -149,6 +157,11 @@ test-qemu: setup natmods viper mpport
 
 bench: setup natmods
 	$(VENV)/bin/mpyml bench
+
+# issue 11's viper line: viper vs the C engine (SSE2) and vs the portable C kernels (x64-portable), same run
+.PHONY: bench-viper
+bench-viper: setup natmods viper $(BUILD)/natmod/x64-portable/mpyml_engine.mpy
+	$(VENV)/bin/mpyml bench --engine c --engine c-portable --engine viper $(wildcard ../shared/models/tflm/person_detect.tflite)
 
 # issue 14 sparse weights: a pruned digits MLP packed dense vs sparse, .mpk bytes and the per-invoke median (loops
 # of invokes) on the unix port, x64 natmod then viper, bit-exact check against tflite-micro (tools/bench_sparse.py;

@@ -41,6 +41,28 @@ def test_table_has_a_column_group_per_engine() -> None:
                             "yes", "400", "4.00", "NO"]
 
 
+def test_engine_ratios_line_per_pair() -> None:
+    def row(name: str, c: float, viper: float) -> bench.BenchRow:
+        return bench.BenchRow(model=name, path=name, tflite_bytes=1, mpk_bytes=1, size_ratio=1.0, tflm_head_bytes=1,
+                              mpyml_arena_bytes=1, arena_ratio=1.0, tflm_us=1.0,
+                              engines=[bench.EngineResult("c", c), bench.EngineResult("viper", viper)])
+    lines = bench.engine_ratios([row("a", 10.0, 40.0), row("b", 5.0, 5.0)], ["c", "viper"])
+    assert lines == ["mpyml:viper / mpyml:c time: a 4.00, b 1.00; geomean 2.00"]
+    assert bench.engine_ratios([row("a", 10.0, 40.0)], ["c"]) == []
+
+
+def test_c_portable_engine_names_its_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mpyml import paths, unix_port
+    monkeypatch.setattr(paths, "NATMOD_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="make bench-viper"):
+        unix_port.device_engine("c-portable")
+    (tmp_path / "x64-portable").mkdir()
+    (tmp_path / "x64-portable" / "mpyml_engine.mpy").write_bytes(b"M")
+    assert unix_port.device_engine("c-portable") == ("c", "x64-portable")
+    assert unix_port.device_engine("viper") == ("viper", "x64")
+    assert unix_port.device_engine(None) == (None, "x64")
+
+
 @pytest.mark.usefixtures("natmod_x64")
 def test_bench_one_model_table(capsys: pytest.CaptureFixture[str]) -> None:
     model = shared_path("models", "mlperf_tiny", "ad01_int8.tflite")

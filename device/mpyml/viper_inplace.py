@@ -253,9 +253,11 @@ def _dw(model, arena, ctx):
 
 
 @micropython.viper
-def _conv(model, arena, ctx):
+def _conv(xp: ptr8, w0: ptr8, i: int, model, arena, ctx):
     # CONV_2D_INPLACE (conv2d_inplace.c): output rows in order, each computed from its window of input rows
-    # [a, b) kept in the scratch (rows shared with the previous window moved down, new ones copied in)
+    # [a, b) kept in the scratch (rows shared with the previous window moved down, new ones copied in).
+    # xp, w0 and i are the MAC loop's pointers and counter: viper keeps its first three locals (the
+    # arguments) in registers on x64 and xtensa, so they come first (the caller passes placeholders).
     c = ptr32(ctx)
     S = 1
     S <<= 31
@@ -523,6 +525,6 @@ def _conv(model, arena, ctx):
 
 def run(opc, model, arena, ctx):
     if opc == _OP_CONV:
-        _conv(model, arena, ctx)
+        _conv(arena, model, 0, model, arena, ctx)
     else:
         _dw(model, arena, ctx)

@@ -252,6 +252,24 @@ def _cells(row: BenchRow, engines: Sequence[str | None]) -> list[str]:
     return cells
 
 
+def engine_ratios(rows: Sequence[BenchRow], engines: Sequence[str | None]) -> list[str]:
+    """With several engines: each later engine's time over each earlier one's, per model and geomean (same run)."""
+    out = []
+    for j, slow in enumerate(engines):
+        for fast in engines[:j]:
+            cells, ratios = [], []
+            for r in rows:
+                by = {e.engine: e for e in r.engines}
+                a, b = by.get(slow), by.get(fast)
+                if a and b and a.median_us and b.median_us:
+                    ratios.append(a.median_us / b.median_us)
+                    cells.append(f"{r.model} {ratios[-1]:.2f}")
+            if ratios:
+                out.append(f"{engine_label(slow)} / {engine_label(fast)} time: " + ", ".join(cells)
+                           + f"; geomean {_geomean(ratios):.2f}")
+    return out
+
+
 def format_table(rows: Sequence[BenchRow], engines: Sequence[str | None], repeat: int) -> str:
     header = table_columns(engines)
     body = [_cells(r, engines) for r in rows]
@@ -283,6 +301,7 @@ def format_table(rows: Sequence[BenchRow], engines: Sequence[str | None], repeat
         "size: .mpk vs .tflite bytes. exact: outputs bit-identical to tflite-micro's.",
         "patch arena: the smallest arena `mpyml pack --max-ram` reaches (patch-based inference or in-place "
         "kernels, bit-exact on the first engine); MAC x: its recomputation overhead.",
+        *engine_ratios(rows, engines),
     ]
     for r in rows:
         if r.error:
@@ -320,8 +339,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
                    help=f"invokes per model and runtime; the median is reported (default {DEFAULT_REPEAT})")
     p.add_argument("--engine", action="append", default=None, metavar="NAME",
-                   help="mpyml engine to run (passed to mpyml.unix_port.run_model); repeat the option "
-                        "for one column group per engine (default: the C engine)")
+                   help="mpyml engine to run: c, viper, or c-portable (the C engine built without its "
+                        "SIMD kernels, `make bench-viper` builds it); repeat the option for one column group "
+                        "per engine (default: the C engine); with several, each engine's time over the others'")
     p.add_argument("--no-mlperf", action="store_true",
                    help="skip the MLPerf Tiny models in ../shared (and person_detect with --cortex-m); "
                         "only the models given")

@@ -38,11 +38,25 @@ def micropython_env(arch: str = "x64", extra_paths: list[str] | None = None) -> 
     return env
 
 
+# engine names the host accepts beyond the device's ('c', 'viper'): the device engine and the natmod build it loads
+HOST_ENGINES = {"c-portable": ("c", "x64-portable")}   # the C engine without SIMD kernels (`make bench-viper`)
+
+
+def device_engine(engine: str | None) -> tuple[str | None, str]:
+    """(engine name for mpyml.load, natmod build directory) of an engine name given on the host."""
+    if engine in HOST_ENGINES:
+        name, arch = HOST_ENGINES[engine]
+        if not paths.natmod_path(arch).exists():
+            raise FileNotFoundError(f"engine {engine!r} needs {paths.natmod_path(arch)}: run `make bench-viper`")
+        return name, arch
+    return engine, "x64"
+
+
 def run_micropython(args: list[str], heapsize: str = "16M", timeout: float = 600, cwd: str | None = None,
-                    extra_paths: list[str] | None = None) -> subprocess.CompletedProcess:
+                    extra_paths: list[str] | None = None, arch: str = "x64") -> subprocess.CompletedProcess:
     cmd = [paths.micropython_exe(), "-X", f"heapsize={heapsize}", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=micropython_env(
-        extra_paths=extra_paths), cwd=cwd)
+        arch=arch, extra_paths=extra_paths), cwd=cwd)
 
 
 def input_bytes(info: MpkFile, inputs: Sequence[Sequence[np.ndarray]]) -> bytes:
@@ -69,12 +83,14 @@ def run_batch(mpk: bytes, batch: list[list[np.ndarray]], repeat: int = 1, engine
     """Run every sample of `batch` (a list of input-tensor lists) in one device session."""
     info = MpkFile(mpk)
     outs = info.output_tensors()
+    engine, arch = device_engine(engine)
     with tempfile.TemporaryDirectory(prefix="mpyml-run-") as d:
         dd = Path(d)
         (dd / "model.mpk").write_bytes(mpk)
         (dd / "in.bin").write_bytes(input_bytes(info, batch))
         r = run_micropython([str(RUNNER), str(dd / "model.mpk"), str(dd / "in.bin"), str(dd / "out.bin"),
-                             str(len(batch)), str(repeat), engine or "-"], heapsize=heapsize, timeout=timeout)
+                             str(len(batch)), str(repeat), engine or "-"], heapsize=heapsize, timeout=timeout,
+                             arch=arch)
         line = next((ln for ln in r.stdout.splitlines() if ln.startswith("MPYML_RESULT")), None)
         if r.returncode != 0 or line is None:
             raise RuntimeError(f"micropython failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
