@@ -97,26 +97,7 @@ static int32_t fc_dsp_run4(const int8_t *x, const int8_t *w0, int32_t ws, int32_
     /* the remaining whole words in C (a second asm block in this function would leave GCC at -Os
      * without enough registers) */
     for (; done + 4 <= n; done += 4) {
-        const uint32_t xv = mpyml_dsp_ld32(x);
-        const uint32_t xe = mpyml_dsp_sxtab16(off2, xv), xo = mpyml_dsp_sxtab16_ror8(off2, xv);
-        uint32_t wv;
-        x += 4;
-        wv = mpyml_dsp_ld32(w0);
-        w0 += 4;
-        a0 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a0);
-        a0 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a0);
-        wv = mpyml_dsp_ld32(w1);
-        w1 += 4;
-        a1 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a1);
-        a1 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a1);
-        wv = mpyml_dsp_ld32(w2);
-        w2 += 4;
-        a2 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a2);
-        a2 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a2);
-        wv = mpyml_dsp_ld32(w3);
-        w3 += 4;
-        a3 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a3);
-        a3 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a3);
+        MPYML_DSP_WORD4_STEP(x, w0, w1, w2, w3, a0, a1, a2, a3, off2);
     }
     acc[0] = a0;
     acc[1] = a1;

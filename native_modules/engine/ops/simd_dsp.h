@@ -218,6 +218,29 @@ static inline uint32_t mpyml_dsp_off2(int32_t off)
     return ((uint32_t)off << 16) | ((uint32_t)off & 0xFFFFu);
 }
 
+/* One 4-byte word of x against the same word of 4 weight rows: the input pair-widened with its offset
+ * (SXTAB16 / ROR 8) and two SMLADs per row; advances x and every w by 4. Shared by the C word
+ * loops after the asm blocks of mpyml_dsp_run4 and fully_connected.c's fc_dsp_run4 (a macro: both keep the operands in
+ * registers, which an inline function taking pointers to them would not guarantee at -Os). */
+#define MPYML_DSP_WORD4_STEP(x, w0, w1, w2, w3, a0, a1, a2, a3, off2) do { \
+        const uint32_t xv_ = mpyml_dsp_ld32(x); \
+        const uint32_t xe_ = mpyml_dsp_sxtab16((off2), xv_), xo_ = mpyml_dsp_sxtab16_ror8((off2), xv_); \
+        uint32_t wv_; \
+        (x) += 4; \
+        wv_ = mpyml_dsp_ld32(w0); (w0) += 4; \
+        (a0) = mpyml_dsp_smlad(xe_, mpyml_dsp_sxtb16(wv_), (a0)); \
+        (a0) = mpyml_dsp_smlad(xo_, mpyml_dsp_sxtb16_ror8(wv_), (a0)); \
+        wv_ = mpyml_dsp_ld32(w1); (w1) += 4; \
+        (a1) = mpyml_dsp_smlad(xe_, mpyml_dsp_sxtb16(wv_), (a1)); \
+        (a1) = mpyml_dsp_smlad(xo_, mpyml_dsp_sxtb16_ror8(wv_), (a1)); \
+        wv_ = mpyml_dsp_ld32(w2); (w2) += 4; \
+        (a2) = mpyml_dsp_smlad(xe_, mpyml_dsp_sxtb16(wv_), (a2)); \
+        (a2) = mpyml_dsp_smlad(xo_, mpyml_dsp_sxtb16_ror8(wv_), (a2)); \
+        wv_ = mpyml_dsp_ld32(w3); (w3) += 4; \
+        (a3) = mpyml_dsp_smlad(xe_, mpyml_dsp_sxtb16(wv_), (a3)); \
+        (a3) = mpyml_dsp_smlad(xo_, mpyml_dsp_sxtb16_ror8(wv_), (a3)); \
+    } while (0)
+
 /* 4 output channels over the vector part (n & ~3 elements) of one contiguous run:
  * acc[k] += sum (x[i] + off) * w0[k * ws + i]; returns the elements consumed. */
 static inline int32_t mpyml_dsp_run4(const int8_t *x, const int8_t *w0, int32_t ws, int32_t n,
@@ -274,26 +297,7 @@ static inline int32_t mpyml_dsp_run4(const int8_t *x, const int8_t *w0, int32_t 
     }
 #endif
     while (words-- > 0) {
-        const uint32_t xv = mpyml_dsp_ld32(x);
-        const uint32_t xe = mpyml_dsp_sxtab16(off2, xv), xo = mpyml_dsp_sxtab16_ror8(off2, xv);
-        uint32_t wv;
-        x += 4;
-        wv = mpyml_dsp_ld32(w0);
-        w0 += 4;
-        a0 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a0);
-        a0 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a0);
-        wv = mpyml_dsp_ld32(w1);
-        w1 += 4;
-        a1 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a1);
-        a1 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a1);
-        wv = mpyml_dsp_ld32(w2);
-        w2 += 4;
-        a2 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a2);
-        a2 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a2);
-        wv = mpyml_dsp_ld32(w3);
-        w3 += 4;
-        a3 = mpyml_dsp_smlad(xe, mpyml_dsp_sxtb16(wv), a3);
-        a3 = mpyml_dsp_smlad(xo, mpyml_dsp_sxtb16_ror8(wv), a3);
+        MPYML_DSP_WORD4_STEP(x, w0, w1, w2, w3, a0, a1, a2, a3, off2);
     }
     acc[0] = a0;
     acc[1] = a1;
